@@ -1,0 +1,191 @@
+#include "protocol.hpp"
+
+#include <charconv>
+
+#include <fmt/format.h>
+
+namespace herd {
+namespace {
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
+
+bool all_digits(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (!is_digit(c)) return false;
+  return true;
+}
+
+// Parses an unsigned decimal of at most `max_digits` significant digits.
+std::optional<std::int64_t> parse_unsigned(std::string_view s, std::size_t max_digits) {
+  if (!all_digits(s)) return std::nullopt;
+  while (s.size() > 1 && s.front() == '0') s.remove_prefix(1);
+  if (s.size() > max_digits) return std::nullopt;
+  std::int64_t value = 0;
+  for (char c : s) value = value * 10 + (c - '0');
+  return value;
+}
+
+// One signed decimal-degrees component "[+-]D[.D]" within ±limit, compared exactly.
+std::optional<double> parse_degrees(std::string_view s, int limit) {
+  if (s.size() < 2 || (s[0] != '+' && s[0] != '-')) return std::nullopt;
+  std::string_view digits = s.substr(1);
+  std::string_view whole = digits, fraction;
+  if (auto point = digits.find('.'); point != std::string_view::npos) {
+    whole = digits.substr(0, point);
+    fraction = digits.substr(point + 1);
+    if (!all_digits(fraction)) return std::nullopt;
+  }
+  auto degrees = parse_unsigned(whole, 3);
+  if (!degrees || *degrees > limit) return std::nullopt;
+  if (*degrees == limit && fraction.find_first_not_of('0') != std::string_view::npos)
+    return std::nullopt;
+  double value = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  if (ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
+  return s[0] == '-' ? -value : value;
+}
+
+std::optional<int> parse_small_int(std::string_view s, int max) {
+  auto value = parse_unsigned(s, 3);
+  if (!value || *value > max) return std::nullopt;
+  return static_cast<int>(*value);
+}
+
+std::optional<std::uint64_t> parse_id(std::string_view s) {
+  std::uint64_t id = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), id);
+  if (ec != std::errc() || end != s.data() + s.size() || !all_digits(s)) return std::nullopt;
+  return id;
+}
+
+PeerMessage parse_at(const std::vector<std::string_view>& f, std::size_t first) {
+  if (f.size() != first + 6 || f[first] != "AT") return Invalid{};
+  At at{f[first + 1], f[first + 2], f[first + 3], f[first + 4], f[first + 5], {}, {}};
+  auto where = parse_coordinates(at.coords);
+  auto time = parse_time(at.time);
+  if (!where || !time || !is_diff(at.diff)) return Invalid{};
+  at.where = *where;
+  at.client_time = *time;
+  return at;
+}
+
+}  // namespace
+
+std::optional<Timestamp> parse_time(std::string_view text) {
+  std::string_view whole = text, fraction;
+  if (auto point = text.find('.'); point != std::string_view::npos) {
+    whole = text.substr(0, point);
+    fraction = text.substr(point + 1);
+    if (fraction.empty() || fraction.size() > 9 || !all_digits(fraction)) return std::nullopt;
+  }
+  auto seconds = parse_unsigned(whole, 18);
+  if (!seconds) return std::nullopt;
+  std::int32_t nanos = 0;
+  for (std::size_t i = 0; i < 9; ++i) nanos = nanos * 10 + (i < fraction.size() ? fraction[i] - '0' : 0);
+  return Timestamp{*seconds, nanos};
+}
+
+std::optional<Coordinates> parse_coordinates(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  auto split = text.find_first_of("+-", 1);
+  if (split == std::string_view::npos) return std::nullopt;
+  auto lat = parse_degrees(text.substr(0, split), 90);
+  auto lng = parse_degrees(text.substr(split), 180);
+  if (!lat || !lng) return std::nullopt;
+  return Coordinates{*lat, *lng};
+}
+
+std::string format_diff(Timestamp received, Timestamp sent) {
+  constexpr std::int64_t billion = 1'000'000'000;
+  std::int64_t seconds = received.seconds - sent.seconds;
+  std::int64_t nanos = received.nanos - sent.nanos;
+  // Give both parts the same sign so that the magnitude reads off directly.
+  if (seconds > 0 && nanos < 0) {
+    seconds -= 1;
+    nanos += billion;
+  } else if (seconds < 0 && nanos > 0) {
+    seconds += 1;
+    nanos -= billion;
+  }
+  char sign = seconds < 0 || nanos < 0 ? '-' : '+';
+  return fmt::format("{}{}.{:09}", sign, seconds < 0 ? -seconds : seconds, nanos < 0 ? -nanos : nanos);
+}
+
+bool is_diff(std::string_view text) {
+  if (text.size() < 12 || (text[0] != '+' && text[0] != '-')) return false;
+  auto point = text.find('.');
+  return point != std::string_view::npos && point > 1 && text.size() - point - 1 == 9 &&
+         all_digits(text.substr(1, point - 1)) && all_digits(text.substr(point + 1));
+}
+
+std::vector<std::string_view> split_fields(std::string_view line) {
+  std::vector<std::string_view> fields;
+  std::size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && is_space(line[i])) ++i;
+    std::size_t start = i;
+    while (i < line.size() && !is_space(line[i])) ++i;
+    if (i > start) fields.push_back(line.substr(start, i - start));
+  }
+  return fields;
+}
+
+ClientCommand parse_client_line(std::string_view line) {
+  auto f = split_fields(line);
+  if (f.empty()) return Invalid{};
+  if (f[0] == "IAMAT" && f.size() == 4) {
+    auto where = parse_coordinates(f[2]);
+    auto time = parse_time(f[3]);
+    if (!where || !time) return Invalid{};
+    return Iamat{f[1], f[2], f[3], *where, *time};
+  }
+  if (f[0] == "WHATSAT" && f.size() == 4) {
+    auto radius = parse_small_int(f[2], max_radius_km);
+    auto bound = parse_small_int(f[3], max_bound);
+    if (!radius || !bound) return Invalid{};
+    return Whatsat{f[1], *radius, *bound};
+  }
+  if (f[0] == "PEER" && f.size() == 2) return PeerHello{f[1]};
+  return Invalid{};
+}
+
+PeerMessage parse_peer_line(std::string_view line) {
+  auto f = split_fields(line);
+  if (f.empty()) return Invalid{};
+  if (f[0] == "AT") return parse_at(f, 0);
+  if (f[0] == "PUT" && f.size() >= 2) {
+    auto id = parse_id(f[1]);
+    auto at = parse_at(f, 2);
+    if (!id || !std::holds_alternative<At>(at)) return Invalid{};
+    return PeerPut{*id, std::get<At>(at)};
+  }
+  if (f[0] == "ACK" && f.size() == 2) {
+    if (auto id = parse_id(f[1])) return PeerAck{*id};
+  }
+  return Invalid{};
+}
+
+std::string format_at(std::string_view server, std::string_view diff, std::string_view client,
+                      std::string_view coords, std::string_view time) {
+  std::string line;
+  line.reserve(9 + server.size() + diff.size() + client.size() + coords.size() + time.size());
+  line.append("AT ").append(server).append(" ").append(diff).append(" ").append(client);
+  line.append(" ").append(coords).append(" ").append(time);
+  return line;
+}
+
+std::string at_reply(std::string_view server, const Iamat& iamat, Timestamp received) {
+  return format_at(server, format_diff(received, iamat.client_time), iamat.client, iamat.coords,
+                   iamat.time);
+}
+
+std::string format_invalid(std::string_view line) {
+  std::string reply;
+  reply.reserve(line.size() + 2);
+  reply.append("? ").append(line);
+  return reply;
+}
+
+}  // namespace herd

@@ -1,0 +1,99 @@
+// The herd's line protocol as pure functions: parsing and formatting, no I/O, no clock.
+// The receive time is always an argument, so tests and fuzzers can call everything here.
+#pragma once
+
+#include <compare>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace herd {
+
+// A POSIX time held exactly: whole seconds and nanoseconds, never a double.
+struct Timestamp {
+  std::int64_t seconds = 0;
+  std::int32_t nanos = 0;  // 0..999'999'999; for negative times the seconds carry the sign
+  auto operator<=>(const Timestamp&) const = default;
+};
+
+struct Coordinates {
+  double lat = 0;
+  double lng = 0;
+};
+
+// "1520023934.918963997": digits, optionally a point and 1..9 more digits.
+std::optional<Timestamp> parse_time(std::string_view text);
+
+// ISO 6709 decimal degrees "[+-]lat[+-]lon", latitude within ±90, longitude within ±180.
+std::optional<Coordinates> parse_coordinates(std::string_view text);
+
+// received - sent with a sign and exactly nine decimals: "+0.263873386", "-99.999999412".
+std::string format_diff(Timestamp received, Timestamp sent);
+
+// The inverse, for time differences relayed by peers: "[+-]digits.9digits".
+bool is_diff(std::string_view text);
+
+// Splits on runs of spaces and tabs (and the other ASCII whitespace, so "\r\n" lines work).
+std::vector<std::string_view> split_fields(std::string_view line);
+
+inline constexpr int max_radius_km = 50;
+inline constexpr int max_bound = 20;
+inline constexpr std::size_t max_line_bytes = 64 * 1024;
+
+// IAMAT <client> <coords> <time>
+struct Iamat {
+  std::string_view client, coords, time;
+  Coordinates where;
+  Timestamp client_time;
+};
+
+// WHATSAT <client> <radius_km> <bound>
+struct Whatsat {
+  std::string_view client;
+  int radius_km = 0;
+  int bound = 0;
+};
+
+// AT <server> <diff> <client> <coords> <time>: the record a server tells a client and its peers.
+struct At {
+  std::string_view server, diff, client, coords, time;
+  Coordinates where;
+  Timestamp client_time;
+};
+
+// Peer messages, accepted only on a link that has completed the PEER handshake.
+struct PeerHello {
+  std::string_view server;
+};
+struct PeerPut {  // PUT <id> AT ...: an update the sender wants acknowledged with ACK <id>
+  std::uint64_t id = 0;
+  At at;
+};
+struct PeerAck {
+  std::uint64_t id = 0;
+};
+
+struct Invalid {};
+
+using ClientCommand = std::variant<Invalid, Iamat, Whatsat, PeerHello>;
+using PeerMessage = std::variant<Invalid, At, PeerPut, PeerAck>;
+
+// What a client connection may send. PeerHello is only meaningful as a connection's first line.
+ClientCommand parse_client_line(std::string_view line);
+
+// What a neighbor sends after the handshake.
+PeerMessage parse_peer_line(std::string_view line);
+
+std::string format_at(std::string_view server, std::string_view diff, std::string_view client,
+                      std::string_view coords, std::string_view time);
+
+// The reply to an IAMAT received at `received` by `server`, which is also what the herd stores.
+std::string at_reply(std::string_view server, const Iamat& iamat, Timestamp received);
+
+// "? " followed by the line exactly as received (without its newline).
+std::string format_invalid(std::string_view line);
+
+}  // namespace herd
