@@ -1,0 +1,70 @@
+#include <algorithm>
+#include <array>
+
+#include <catch2/catch.hpp>
+
+#include "store.hpp"
+
+using namespace herd;
+
+namespace {
+
+Location at(std::string_view line) {
+  auto message = parse_peer_line(line);
+  REQUIRE(std::holds_alternative<At>(message));
+  return location_of(std::get<At>(message));
+}
+
+}  // namespace
+
+TEST_CASE("a newer client time wins, compared exactly", "[store]") {
+  Store store;
+  CHECK(store.apply("kiwi", at("AT A +0.100000000 kiwi +34-118 1520023934.000000001")) ==
+        Store::Outcome::inserted);
+  // a nanosecond older loses, whoever relays it
+  CHECK(store.apply("kiwi", at("AT B +0.100000000 kiwi +35-118 1520023934")) ==
+        Store::Outcome::unchanged);
+  CHECK(store.find("kiwi")->at_line == "AT A +0.100000000 kiwi +34-118 1520023934.000000001");
+  // a nanosecond newer wins
+  CHECK(store.apply("kiwi", at("AT B +0.100000000 kiwi +35-118 1520023934.000000002")) ==
+        Store::Outcome::replaced);
+  CHECK(store.find("kiwi")->where.lat == 35);
+  // the same record again changes nothing
+  CHECK(store.apply("kiwi", at("AT B +0.100000000 kiwi +35-118 1520023934.000000002")) ==
+        Store::Outcome::unchanged);
+  CHECK(store.size() == 1);
+  CHECK(store.find("mango") == nullptr);
+}
+
+TEST_CASE("equal client times are broken the same way whatever the order of arrival", "[store]") {
+  std::array<std::string, 4> lines = {
+      "AT Goloman +0.263873386 kiwi +34.068930-118.445127 1520023934.918963997",
+      "AT Hands +0.100000000 kiwi +34.068930-118.445127 1520023934.918963997",
+      "AT Goloman +0.263873386 kiwi +10-10 1520023934.918963997",
+      "AT Welsh +0.263873386 kiwi +34.068930-118.445127 1520023934.918963997",
+  };
+  std::sort(lines.begin(), lines.end());
+  std::string winner;
+  do {
+    Store store;
+    for (const auto& line : lines) store.apply("kiwi", at(line));
+    if (winner.empty()) winner = store.find("kiwi")->at_line;
+    CHECK(store.find("kiwi")->at_line == winner);
+  } while (std::next_permutation(lines.begin(), lines.end()));
+  CHECK(winner == "AT Welsh +0.263873386 kiwi +34.068930-118.445127 1520023934.918963997");
+}
+
+TEST_CASE("a time written with fewer decimals is the same instant", "[store]") {
+  CHECK(at("AT A +0.100000000 kiwi +34-118 1520023934.5").client_time ==
+        at("AT A +0.100000000 kiwi +34-118 1520023934.500000000").client_time);
+}
+
+TEST_CASE("records keep their insertion order for catching up", "[store]") {
+  Store store;
+  store.apply("a", at("AT S +0.000000000 a +1+1 1"));
+  store.apply("b", at("AT S +0.000000000 b +1+1 1"));
+  store.apply("a", at("AT S +0.000000000 a +2+2 2"));
+  REQUIRE(store.size() == 2);
+  CHECK(store.at(0).at_line == "AT S +0.000000000 a +2+2 2");
+  CHECK(store.at(1).at_line == "AT S +0.000000000 b +1+1 1");
+}
