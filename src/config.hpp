@@ -1,0 +1,49 @@
+// herd.toml: the servers, their ports, who talks with whom, and where places come from.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace herd {
+
+// what() reads "FILE:LINE:COLUMN: KEY: what is wrong".
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct ServerConfig {
+  std::string name;
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;
+  std::vector<std::string> talks_with;  // as written in this server's table
+  std::vector<std::string> neighbors;   // links declared on either side, sorted
+};
+
+struct PlacesConfig {
+  std::string provider = "geonames";  // "geonames" | "google" | "google-legacy"
+  std::filesystem::path data;         // geonames data; empty: the installed data
+  std::string endpoint;               // google providers: empty means Google's own URL
+  std::string api_key_env = "GOOGLE_PLACES_API_KEY";
+  int timeout_ms = 3000;
+  int max_concurrent = 8;  // upstream requests in flight at once, per server
+};
+
+struct Config {
+  std::filesystem::path file;
+  PlacesConfig places;
+  std::filesystem::path log_dir = "logs";  // resolved against the config file's directory
+  std::vector<ServerConfig> servers;       // in the order the file defines them
+
+  // Throws ConfigError naming the servers the file does define.
+  const ServerConfig& server(std::string_view name) const;
+};
+
+// Parses and validates; relative paths are resolved against `file`'s directory.
+Config parse_config(std::string_view text, const std::filesystem::path& file);
+Config load_config(const std::filesystem::path& file);
+
+}  // namespace herd
