@@ -1,0 +1,44 @@
+#include <cstring>
+
+#include <catch2/catch.hpp>
+
+#include "line_buffer.hpp"
+
+using herd::LineBuffer;
+
+namespace {
+void feed(LineBuffer& b, std::string_view bytes) {
+  std::memcpy(b.prepare(bytes.size()), bytes.data(), bytes.size());
+  b.commit(bytes.size());
+}
+}  // namespace
+
+TEST_CASE("lines come out whole, however the bytes arrive", "[line_buffer]") {
+  LineBuffer b;
+  feed(b, "IAMAT a");
+  CHECK_FALSE(b.next_line());
+  feed(b, " +1+1 1\nWHATSAT");
+  CHECK(b.next_line() == "IAMAT a +1+1 1");
+  CHECK_FALSE(b.next_line());
+  CHECK(b.rest() == "WHATSAT");
+  feed(b, " a 1 1\n\nx\n");
+  CHECK(b.next_line() == "WHATSAT a 1 1");
+  CHECK(b.next_line() == "");
+  CHECK(b.next_line() == "x");
+  CHECK_FALSE(b.next_line());
+  CHECK(b.rest().empty());
+}
+
+TEST_CASE("unread bytes survive the buffer moving them to the front", "[line_buffer]") {
+  LineBuffer b;
+  std::string expected;
+  for (int i = 0; i < 1000; ++i) {
+    auto line = std::string(static_cast<std::size_t>(i % 97), 'x') + std::to_string(i) + "\n";
+    feed(b, line);
+    auto got = b.next_line();
+    REQUIRE(got);
+    CHECK(*got == line.substr(0, line.size() - 1));
+  }
+  feed(b, "partial");
+  CHECK(b.rest() == "partial");
+}

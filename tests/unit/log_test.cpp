@@ -1,0 +1,36 @@
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <catch2/catch.hpp>
+
+#include "log.hpp"
+
+TEST_CASE("control characters and backslashes are escaped", "[log]") {
+  std::string out;
+  herd::append_escaped(out, std::string("a\x01" "b\\c\x7f\x1b[31m\r", 12));
+  CHECK(out == "a\\x01b\\\\c\\x7f\\x1b[31m\\x0d");
+}
+
+TEST_CASE("each line becomes a timestamped entry", "[log]") {
+  auto dir = std::filesystem::temp_directory_path() / "herd-log-test";
+  std::filesystem::remove_all(dir);
+  {
+    herd::Log log(dir / "sub" / "A.log");
+    log.received("client 1", "IAMAT kiwi +1+1 1");
+    log.sent("client 1", "AT A +0.000000000 kiwi +1+1 1\n{\n}\n");
+    log.event("peer B", "link up");
+  }
+  std::ifstream in(dir / "sub" / "A.log");
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  REQUIRE(lines.size() == 5);
+  CHECK(lines[0].substr(28) == "client 1 < IAMAT kiwi +1+1 1");
+  CHECK(lines[1].substr(28) == "client 1 > AT A +0.000000000 kiwi +1+1 1");
+  CHECK(lines[2].substr(28) == "client 1 > {");
+  CHECK(lines[4].substr(28) == "peer B - link up");
+  CHECK(lines[0].size() > 28);
+  CHECK(lines[0][10] == 'T');
+  CHECK(lines[0][26] == 'Z');
+  std::filesystem::remove_all(dir);
+}
