@@ -1,0 +1,326 @@
+#include "places/legacy_json.hpp"
+
+#include <cmath>
+#include <iterator>
+
+#include <fmt/format.h>
+
+namespace herd::places {
+namespace {
+
+// Google's legacy output has the layout of jsoncpp's StyledWriter, including its line width.
+constexpr std::size_t kRightMargin = 74;
+
+void indent(std::string& out, int depth) {
+  out.append(3 * static_cast<std::size_t>(depth), ' ');
+}
+
+// The multi-line layout: the opening bracket, one entry a line one level deeper, the closing one.
+class Lines {
+ public:
+  Lines(std::string& out, int depth, char open) : out_(out), depth_(depth) { out_ += open; }
+
+  void item() {
+    out_ += first_ ? "\n" : ",\n";
+    first_ = false;
+    indent(out_, depth_ + 1);
+  }
+
+  void key(std::string_view name) {
+    item();
+    write_json_string(out_, name);
+    out_ += " : ";
+  }
+
+  void close(char close) {
+    if (!first_) {
+      out_ += '\n';
+      indent(out_, depth_);
+    }
+    out_ += close;
+  }
+
+ private:
+  std::string& out_;
+  int depth_;
+  bool first_ = true;
+};
+
+void write_number(std::string& out, double value) {
+  if (!std::isfinite(value)) {
+    out += "null";
+    return;
+  }
+  fmt::format_to(std::back_inserter(out), "{}", value);  // shortest text that reads back the same
+}
+
+void write_integer(std::string& out, std::int64_t value) {
+  fmt::format_to(std::back_inserter(out), "{}", value);
+}
+
+// jsoncpp's rule: `[ a, b ]` on one line while it stays short, else one item a line.
+bool fits_on_one_line(const std::vector<std::string>& items) {
+  if (items.size() * 3 >= kRightMargin) return false;
+  std::size_t length = 4 + (items.size() - 1) * 2;
+  for (const auto& item : items) length += item.size();
+  return length < kRightMargin;
+}
+
+// `items` are already written: scalars or empty containers.
+void write_flat_array(std::string& out, const std::vector<std::string>& items, int depth) {
+  if (items.empty()) {
+    out += "[]";
+  } else if (fits_on_one_line(items)) {
+    out += "[ ";
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      if (i > 0) out += ", ";
+      out += items[i];
+    }
+    out += " ]";
+  } else {
+    Lines lines(out, depth, '[');
+    for (const auto& item : items) {
+      lines.item();
+      out += item;
+    }
+    lines.close(']');
+  }
+}
+
+void write_string_array(std::string& out, const std::vector<std::string>& strings, int depth) {
+  std::vector<std::string> items(strings.size());
+  for (std::size_t i = 0; i < strings.size(); ++i) write_json_string(items[i], strings[i]);
+  write_flat_array(out, items, depth);
+}
+
+bool is_nonempty_container(simdjson::dom::element value) {
+  simdjson::dom::array array;
+  if (value.get(array) == simdjson::SUCCESS) return array.size() > 0;
+  simdjson::dom::object object;
+  if (value.get(object) == simdjson::SUCCESS) return object.size() > 0;
+  return false;
+}
+
+void write_array(std::string& out, simdjson::dom::array array, int depth) {
+  bool flat = true;
+  for (auto item : array) flat = flat && !is_nonempty_container(item);
+  if (flat) {
+    std::vector<std::string> items(array.size());
+    std::size_t i = 0;
+    for (auto item : array) write_pretty(items[i++], item, depth + 1);
+    write_flat_array(out, items, depth);
+    return;
+  }
+  Lines lines(out, depth, '[');
+  for (auto item : array) {
+    lines.item();
+    write_pretty(out, item, depth + 1);
+  }
+  lines.close(']');
+}
+
+void write_object(std::string& out, simdjson::dom::object object, int depth) {
+  Lines lines(out, depth, '{');
+  for (auto field : object) {
+    lines.key(field.key);
+    write_pretty(out, field.value, depth + 1);
+  }
+  lines.close('}');
+}
+
+void write_location(std::string& out, const Place& place, int depth) {
+  Lines location(out, depth, '{');
+  location.key("lat");
+  write_number(out, place.lat);
+  location.key("lng");
+  write_number(out, place.lng);
+  location.close('}');
+}
+
+// Keys in Google's (alphabetical) order.
+void write_place(std::string& out, const Place& place, int depth) {
+  Lines fields(out, depth, '{');
+  if (place.business_status) {
+    fields.key("business_status");
+    write_json_string(out, *place.business_status);
+  }
+  fields.key("geometry");
+  Lines geometry(out, depth + 1, '{');
+  geometry.key("location");
+  write_location(out, place, depth + 2);
+  geometry.close('}');
+  fields.key("name");
+  write_json_string(out, place.name);
+  fields.key("place_id");
+  write_json_string(out, place.place_id);
+  if (place.rating) {
+    fields.key("rating");
+    write_number(out, *place.rating);
+  }
+  fields.key("types");
+  write_string_array(out, place.types, depth + 1);
+  if (place.user_ratings_total) {
+    fields.key("user_ratings_total");
+    write_integer(out, *place.user_ratings_total);
+  }
+  fields.key("vicinity");
+  write_json_string(out, place.vicinity);
+  fields.close('}');
+}
+
+template <class WriteResult>
+std::string write_reply(const PlacesReply& reply, std::size_t result_count,
+                        WriteResult write_result) {
+  std::string out;
+  Lines top(out, 0, '{');
+  top.key("html_attributions");
+  write_string_array(out, reply.html_attributions, 1);
+  if (!reply.error_message.empty()) {
+    top.key("error_message");
+    write_json_string(out, reply.error_message);
+  }
+  top.key("results");
+  if (result_count == 0) {
+    out += "[]";
+  } else {
+    Lines results(out, 1, '[');
+    for (std::size_t i = 0; i < result_count; ++i) {
+      results.item();
+      write_result(out, i);
+    }
+    results.close(']');
+  }
+  top.key("status");
+  write_json_string(out, reply.status);
+  top.close('}');
+  return out;
+}
+
+// Length of the well-formed UTF-8 sequence that starts `text`, or 0 (Unicode table 3-7).
+std::size_t utf8_sequence_length(std::string_view text) {
+  const auto byte = [text](std::size_t i) -> unsigned {
+    return i < text.size() ? static_cast<unsigned char>(text[i]) : 0;
+  };
+  const unsigned lead = byte(0);
+  std::size_t length = 0;
+  unsigned low = 0x80, high = 0xBF;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    if (lead == 0xE0) low = 0xA0;
+    if (lead == 0xED) high = 0x9F;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    if (lead == 0xF0) low = 0x90;
+    if (lead == 0xF4) high = 0x8F;
+  } else {
+    return 0;
+  }
+  if (byte(1) < low || byte(1) > high) return 0;
+  for (std::size_t i = 2; i < length; ++i) {
+    if (byte(i) < 0x80 || byte(i) > 0xBF) return 0;
+  }
+  return length;
+}
+
+// Google also escapes <, > and &, which keeps replies safe to embed in HTML.
+std::string_view escape_of(char c) {
+  switch (c) {
+    case '"':
+      return "\\\"";
+    case '\\':
+      return "\\\\";
+    case '\b':
+      return "\\b";
+    case '\f':
+      return "\\f";
+    case '\n':
+      return "\\n";
+    case '\r':
+      return "\\r";
+    case '\t':
+      return "\\t";
+    case '<':
+      return "\\u003c";
+    case '>':
+      return "\\u003e";
+    case '&':
+      return "\\u0026";
+    default:
+      return {};
+  }
+}
+
+}  // namespace
+
+std::string to_legacy_json(const PlacesReply& reply) {
+  return write_reply(reply, reply.results.size(), [&](std::string& out, std::size_t i) {
+    write_place(out, reply.results[i], 2);
+  });
+}
+
+std::string to_legacy_json(const PlacesReply& reply,
+                           std::span<const simdjson::dom::element> raw_results) {
+  return write_reply(reply, raw_results.size(), [&](std::string& out, std::size_t i) {
+    write_pretty(out, raw_results[i], 2);
+  });
+}
+
+void write_pretty(std::string& out, simdjson::dom::element value, int depth) {
+  switch (value.type()) {
+    case simdjson::dom::element_type::ARRAY:
+      write_array(out, value.get_array().value_unsafe(), depth);
+      break;
+    case simdjson::dom::element_type::OBJECT:
+      write_object(out, value.get_object().value_unsafe(), depth);
+      break;
+    case simdjson::dom::element_type::STRING:
+      write_json_string(out, value.get_string().value_unsafe());
+      break;
+    case simdjson::dom::element_type::INT64:
+      write_integer(out, value.get_int64().value_unsafe());
+      break;
+    case simdjson::dom::element_type::UINT64:
+      fmt::format_to(std::back_inserter(out), "{}", value.get_uint64().value_unsafe());
+      break;
+    case simdjson::dom::element_type::DOUBLE:
+      write_number(out, value.get_double().value_unsafe());
+      break;
+    case simdjson::dom::element_type::BOOL:
+      out += value.get_bool().value_unsafe() ? "true" : "false";
+      break;
+    case simdjson::dom::element_type::NULL_VALUE:
+      out += "null";
+      break;
+  }
+}
+
+void write_json_string(std::string& out, std::string_view text) {
+  out += '"';
+  for (std::size_t i = 0; i < text.size();) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    if (byte >= 0x80) {
+      const std::size_t length = utf8_sequence_length(text.substr(i));
+      if (length == 0) {
+        out += "\\ufffd";
+        ++i;
+      } else {
+        out += text.substr(i, length);
+        i += length;
+      }
+      continue;
+    }
+    ++i;
+    if (const auto escape = escape_of(static_cast<char>(byte)); !escape.empty()) {
+      out += escape;
+    } else if (byte < 0x20) {
+      fmt::format_to(std::back_inserter(out), "\\u{:04x}", byte);
+    } else {
+      out += static_cast<char>(byte);
+    }
+  }
+  out += '"';
+}
+
+}  // namespace herd::places

@@ -1,0 +1,39 @@
+// Where WHATSAT's places come from: the offline gazetteer or one of Google's APIs.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace asio {
+class io_context;
+}
+
+namespace herd {
+struct PlacesConfig;
+}
+
+namespace herd::places {
+
+struct NearbyQuery {
+  double lat = 0, lng = 0;
+  int radius_km = 0;  // 0..50, already validated
+  int bound = 0;      // 0..20, already validated
+};
+
+class Provider {
+ public:
+  virtual ~Provider() = default;
+
+  // Calls `done` exactly once with places JSON in the legacy Nearby Search shape (no empty
+  // line inside, no trailing newline), from any thread, possibly before returning.
+  virtual void nearby(const NearbyQuery& query, std::function<void(std::string json)> done) = 0;
+
+  // Answers what is still waiting (with an error status) and stops asking upstream.
+  virtual void shutdown() {}
+};
+
+// Throws std::runtime_error with a message a person can act on (missing data, missing key).
+std::unique_ptr<Provider> make_provider(const PlacesConfig& config, asio::io_context& io);
+
+}  // namespace herd::places
