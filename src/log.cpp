@@ -1,6 +1,7 @@
 #include "log.hpp"
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <ctime>
 #include <stdexcept>
@@ -10,15 +11,34 @@
 namespace herd {
 namespace {
 constexpr std::size_t flush_threshold = 256 * 1024;
+
+// Eight bytes at a time: none is a control character, DEL or a backslash.
+bool all_plain(const char* p) {
+  constexpr std::uint64_t ones = 0x0101010101010101, highs = 0x8080808080808080;
+  std::uint64_t w;
+  std::memcpy(&w, p, 8);
+  auto has_zero = [&](std::uint64_t v) { return (v - ones) & ~v & highs; };
+  auto has_less_than_space = (w - ones * 0x20) & ~w & highs;
+  return !(has_less_than_space | has_zero(w ^ (ones * 0x7f)) | has_zero(w ^ (ones * '\\')));
 }
+}  // namespace
 
 void append_escaped(std::string& out, std::string_view text) {
   static constexpr char hex[] = "0123456789abcdef";
-  for (char c : text) {
+  auto plain = [](char c) {
     auto u = static_cast<unsigned char>(c);
-    if (u >= 0x20 && u != 0x7f && c != '\\') {
-      out.push_back(c);
-    } else if (c == '\\') {
+    return u >= 0x20 && u != 0x7f && c != '\\';
+  };
+  const char* p = text.data();
+  const char* end = p + text.size();
+  while (p < end) {
+    const char* run = p;
+    while (end - p >= 8 && all_plain(p)) p += 8;
+    while (p < end && plain(*p)) ++p;
+    out.append(run, static_cast<std::size_t>(p - run));  // the common case: all of it
+    if (p == end) break;
+    auto u = static_cast<unsigned char>(*p++);
+    if (u == '\\') {
       out.append("\\\\");
     } else {
       char escaped[4] = {'\\', 'x', hex[u >> 4], hex[u & 15]};
@@ -47,10 +67,10 @@ void Log::event(std::string_view who, std::string_view text) { append(who, "-", 
 
 void Log::append(std::string_view who, std::string_view direction, std::string_view text) {
   std::lock_guard lock(mutex_);
+  stamp();
   do {
     auto end = text.find('\n');
     auto line = text.substr(0, end);
-    stamp();
     buffer_.append(stamp_).append(who).append(" ").append(direction).append(" ");
     append_escaped(buffer_, line);
     buffer_.push_back('\n');

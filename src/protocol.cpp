@@ -60,7 +60,7 @@ std::optional<std::uint64_t> parse_id(std::string_view s) {
   return id;
 }
 
-PeerMessage parse_at(const std::vector<std::string_view>& f, std::size_t first) {
+PeerMessage parse_at(const Fields& f, std::size_t first) {
   if (f.size() != first + 6 || f[first] != "AT") return Invalid{};
   At at{f[first + 1], f[first + 2], f[first + 3], f[first + 4], f[first + 5], {}, {}};
   auto where = parse_coordinates(at.coords);
@@ -120,14 +120,19 @@ bool is_diff(std::string_view text) {
          all_digits(text.substr(1, point - 1)) && all_digits(text.substr(point + 1));
 }
 
-std::vector<std::string_view> split_fields(std::string_view line) {
-  std::vector<std::string_view> fields;
+Fields split_fields(std::string_view line) {
+  Fields fields;
   std::size_t i = 0;
   while (i < line.size()) {
     while (i < line.size() && is_space(line[i])) ++i;
     std::size_t start = i;
     while (i < line.size() && !is_space(line[i])) ++i;
-    if (i > start) fields.push_back(line.substr(start, i - start));
+    if (i == start) break;
+    if (fields.count == Fields::capacity) {
+      fields.count = Fields::capacity + 1;
+      break;
+    }
+    fields.field[fields.count++] = line.substr(start, i - start);
   }
   return fields;
 }
@@ -170,7 +175,7 @@ PeerMessage parse_peer_line(std::string_view line) {
 std::string format_at(std::string_view server, std::string_view diff, std::string_view client,
                       std::string_view coords, std::string_view time) {
   std::string line;
-  line.reserve(9 + server.size() + diff.size() + client.size() + coords.size() + time.size());
+  line.reserve(10 + server.size() + diff.size() + client.size() + coords.size() + time.size());
   line.append("AT ").append(server).append(" ").append(diff).append(" ").append(client);
   line.append(" ").append(coords).append(" ").append(time);
   return line;

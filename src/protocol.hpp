@@ -2,6 +2,7 @@
 // The receive time is always an argument, so tests and fuzzers can call everything here.
 #pragma once
 
+#include <array>
 #include <compare>
 #include <cstdint>
 #include <optional>
@@ -36,8 +37,19 @@ std::string format_diff(Timestamp received, Timestamp sent);
 // The inverse, for time differences relayed by peers: "[+-]digits.9digits".
 bool is_diff(std::string_view text);
 
+// A line's fields, without allocating: no valid line has more than `capacity`.
+struct Fields {
+  static constexpr std::size_t capacity = 8;
+  std::array<std::string_view, capacity> field;
+  std::size_t count = 0;  // capacity + 1 when the line has more fields than that
+
+  std::size_t size() const { return count; }
+  bool empty() const { return count == 0; }
+  std::string_view operator[](std::size_t i) const { return field[i]; }
+};
+
 // Splits on runs of spaces and tabs (and the other ASCII whitespace, so "\r\n" lines work).
-std::vector<std::string_view> split_fields(std::string_view line);
+Fields split_fields(std::string_view line);
 
 inline constexpr int max_radius_km = 50;
 inline constexpr int max_bound = 20;
@@ -87,6 +99,7 @@ ClientCommand parse_client_line(std::string_view line);
 // What a neighbor sends after the handshake.
 PeerMessage parse_peer_line(std::string_view line);
 
+// Leaves room for the newline that follows it on the wire.
 std::string format_at(std::string_view server, std::string_view diff, std::string_view client,
                       std::string_view coords, std::string_view time);
 

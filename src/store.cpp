@@ -1,6 +1,17 @@
 #include "store.hpp"
 
+#include <algorithm>
+#include <functional>
+#include <utility>
+
 namespace herd {
+
+std::string_view Location::client() const {
+  // "AT origin diff client coords time": the fourth field.
+  std::string_view line = at_line;
+  for (int skip = 0; skip < 3; ++skip) line.remove_prefix(std::min(line.size(), line.find(' ') + 1));
+  return line.substr(0, line.find(' '));
+}
 
 bool supersedes(const Location& candidate, const Location& current) {
   if (candidate.client_time != current.client_time)
@@ -13,21 +24,51 @@ Location location_of(const At& at) {
                   at.where};
 }
 
-Store::Outcome Store::apply(std::string_view client, Location candidate) {
-  if (auto found = index_.find(client); found != index_.end()) {
-    Location& current = records_[found->second];
-    if (!supersedes(candidate, current)) return Outcome::unchanged;
-    current = std::move(candidate);
-    return Outcome::replaced;
+const Store::Slot* Store::slot_for(std::string_view client, std::uint64_t hash) const {
+  std::size_t mask = slots_.size() - 1;
+  for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+    const Slot& slot = slots_[i];
+    if (slot.record == empty) return &slot;
+    if (slot.hash == hash && records_[slot.record].client() == client) return &slot;
   }
-  index_.emplace(std::string(client), records_.size());
+}
+
+Store::Slot* Store::slot_for(std::string_view client, std::uint64_t hash) {
+  return const_cast<Slot*>(std::as_const(*this).slot_for(client, hash));
+}
+
+// Doubles the table; kept at most half full so that probes stay short.
+void Store::grow() {
+  std::vector<Slot> old(slots_.size() * 2);
+  old.swap(slots_);
+  std::size_t mask = slots_.size() - 1;
+  for (const Slot& slot : old) {
+    if (slot.record == empty) continue;
+    std::size_t i = slot.hash & mask;
+    while (slots_[i].record != empty) i = (i + 1) & mask;
+    slots_[i] = slot;
+  }
+}
+
+Store::Applied Store::apply(Location candidate) {
+  auto client = candidate.client();
+  auto hash = std::hash<std::string_view>{}(client);
+  Slot* slot = slot_for(client, hash);
+  if (slot->record != empty) {
+    Location& current = records_[slot->record];
+    if (!supersedes(candidate, current)) return {Outcome::unchanged, current};
+    current = std::move(candidate);
+    return {Outcome::replaced, current};
+  }
+  *slot = {hash, static_cast<std::uint32_t>(records_.size())};
   records_.push_back(std::move(candidate));
-  return Outcome::inserted;
+  if (records_.size() * 2 > slots_.size()) grow();
+  return {Outcome::inserted, records_.back()};
 }
 
 const Location* Store::find(std::string_view client) const {
-  auto found = index_.find(client);
-  return found == index_.end() ? nullptr : &records_[found->second];
+  const Slot* slot = slot_for(client, std::hash<std::string_view>{}(client));
+  return slot->record == empty ? nullptr : &records_[slot->record];
 }
 
 }  // namespace herd

@@ -4,10 +4,9 @@
 
 #include <cstdint>
 #include <deque>
-#include <functional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+#include <vector>
 
 #include "protocol.hpp"
 
@@ -17,6 +16,8 @@ struct Location {
   std::string at_line;  // "AT <origin> <diff> <client> <coords> <time>", exactly as first told
   Timestamp client_time;
   Coordinates where;
+
+  std::string_view client() const;
 };
 
 // The record a client's newer message makes: a later client time wins; equal times are
@@ -29,9 +30,13 @@ Location location_of(const At& at);
 class Store {
  public:
   enum class Outcome { inserted, replaced, unchanged };
+  struct Applied {
+    Outcome outcome;
+    const Location& record;  // what the store now holds for the client
+  };
 
   // Keeps `candidate` when it is new or supersedes what is held.
-  Outcome apply(std::string_view client, Location candidate);
+  Applied apply(Location candidate);
 
   const Location* find(std::string_view client) const;
 
@@ -40,11 +45,19 @@ class Store {
   const Location& at(std::size_t index) const { return records_[index]; }
 
  private:
-  struct Hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  // Open addressing over (hash, record index): a probe touches one small array, and the
+  // record itself only when the hashes match. Millions of clients stay cache-friendly.
+  struct Slot {
+    std::uint64_t hash = 0;
+    std::uint32_t record = empty;
   };
-  std::unordered_map<std::string, std::size_t, Hash, std::equal_to<>> index_;
+  static constexpr std::uint32_t empty = UINT32_MAX;
+
+  Slot* slot_for(std::string_view client, std::uint64_t hash);
+  const Slot* slot_for(std::string_view client, std::uint64_t hash) const;
+  void grow();
+
+  std::vector<Slot> slots_ = std::vector<Slot>(1024);
   std::deque<Location> records_;
 };
 

@@ -1,8 +1,10 @@
 #include <filesystem>
+#include <random>
 #include <fstream>
 #include <sstream>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include "log.hpp"
 
@@ -33,4 +35,25 @@ TEST_CASE("each line becomes a timestamped entry", "[log]") {
   CHECK(lines[0][10] == 'T');
   CHECK(lines[0][26] == 'Z');
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("escaping agrees with a byte-at-a-time reference at every position", "[log]") {
+  auto reference = [](std::string_view text) {
+    std::string out;
+    for (unsigned char c : text) {
+      if (c == '\\') out += "\\\\";
+      else if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", c);
+      else out += static_cast<char>(c);
+    }
+    return out;
+  };
+  std::minstd_rand random(7);
+  const std::string alphabet = std::string("abcXYZ 09\xc3\xa9\x80\xff~\\\x7f\x1f\x01\t", 19);
+  for (int round = 0; round < 5000; ++round) {
+    std::string text(random() % 40, ' ');
+    for (auto& c : text) c = random() % 4 ? 'a' + static_cast<char>(random() % 26) : alphabet[random() % alphabet.size()];
+    std::string out;
+    herd::append_escaped(out, text);
+    REQUIRE(out == reference(text));
+  }
 }

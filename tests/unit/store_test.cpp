@@ -19,18 +19,18 @@ Location at(std::string_view line) {
 
 TEST_CASE("a newer client time wins, compared exactly", "[store]") {
   Store store;
-  CHECK(store.apply("kiwi", at("AT A +0.100000000 kiwi +34-118 1520023934.000000001")) ==
+  CHECK(store.apply(at("AT A +0.100000000 kiwi +34-118 1520023934.000000001")).outcome ==
         Store::Outcome::inserted);
   // a nanosecond older loses, whoever relays it
-  CHECK(store.apply("kiwi", at("AT B +0.100000000 kiwi +35-118 1520023934")) ==
+  CHECK(store.apply(at("AT B +0.100000000 kiwi +35-118 1520023934")).outcome ==
         Store::Outcome::unchanged);
   CHECK(store.find("kiwi")->at_line == "AT A +0.100000000 kiwi +34-118 1520023934.000000001");
   // a nanosecond newer wins
-  CHECK(store.apply("kiwi", at("AT B +0.100000000 kiwi +35-118 1520023934.000000002")) ==
+  CHECK(store.apply(at("AT B +0.100000000 kiwi +35-118 1520023934.000000002")).outcome ==
         Store::Outcome::replaced);
   CHECK(store.find("kiwi")->where.lat == 35);
   // the same record again changes nothing
-  CHECK(store.apply("kiwi", at("AT B +0.100000000 kiwi +35-118 1520023934.000000002")) ==
+  CHECK(store.apply(at("AT B +0.100000000 kiwi +35-118 1520023934.000000002")).outcome ==
         Store::Outcome::unchanged);
   CHECK(store.size() == 1);
   CHECK(store.find("mango") == nullptr);
@@ -47,7 +47,7 @@ TEST_CASE("equal client times are broken the same way whatever the order of arri
   std::string winner;
   do {
     Store store;
-    for (const auto& line : lines) store.apply("kiwi", at(line));
+    for (const auto& line : lines) store.apply(at(line));
     if (winner.empty()) winner = store.find("kiwi")->at_line;
     CHECK(store.find("kiwi")->at_line == winner);
   } while (std::next_permutation(lines.begin(), lines.end()));
@@ -61,10 +61,25 @@ TEST_CASE("a time written with fewer decimals is the same instant", "[store]") {
 
 TEST_CASE("records keep their insertion order for catching up", "[store]") {
   Store store;
-  store.apply("a", at("AT S +0.000000000 a +1+1 1"));
-  store.apply("b", at("AT S +0.000000000 b +1+1 1"));
-  store.apply("a", at("AT S +0.000000000 a +2+2 2"));
+  store.apply(at("AT S +0.000000000 a +1+1 1"));
+  store.apply(at("AT S +0.000000000 b +1+1 1"));
+  store.apply(at("AT S +0.000000000 a +2+2 2"));
   REQUIRE(store.size() == 2);
   CHECK(store.at(0).at_line == "AT S +0.000000000 a +2+2 2");
   CHECK(store.at(1).at_line == "AT S +0.000000000 b +1+1 1");
+}
+
+TEST_CASE("a record knows its client; many clients are all found", "[store]") {
+  CHECK(at("AT Goloman +0.263873386 kiwi.cs.ucla.edu +34-118 1").client() == "kiwi.cs.ucla.edu");
+  Store store;
+  for (int i = 0; i < 100'000; ++i)
+    store.apply(at("AT S +0.000000000 c" + std::to_string(i) + " +1+1 " + std::to_string(i)));
+  REQUIRE(store.size() == 100'000);
+  for (int i = 0; i < 100'000; ++i) {
+    auto found = store.find("c" + std::to_string(i));
+    REQUIRE(found);
+    CHECK(found->client_time.seconds == i);
+  }
+  CHECK(store.find("c100000") == nullptr);
+  CHECK(store.find("") == nullptr);
 }
