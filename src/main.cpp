@@ -1,0 +1,156 @@
+// herd-server: runs one server of the herd described by herd.toml.
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "config.hpp"
+#include "herd.hpp"
+#include "log.hpp"
+#include "net.hpp"
+#include "places/provider.hpp"
+#include "server.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* usage = R"(usage: herd-server [--config PATH] [--threads N] SERVER_NAME
+
+Runs one server of the herd described in the config file (default ./herd.toml):
+listens on its port, answers IAMAT and WHATSAT, and floods location updates
+to the servers it talks with.
+
+options:
+  --config PATH   the herd's TOML file (default: herd.toml)
+  --threads N     threads running the event loop (default: 1)
+  -h, --help      show this help
+
+SIGINT or SIGTERM stops accepting, answers what was already received, flushes
+the log and exits 0.
+)";
+
+struct Options {
+  std::string config = "herd.toml";
+  std::string server;
+  int threads = 1;
+};
+
+[[noreturn]] void usage_error(const std::string& message) {
+  fmt::print(stderr, "herd-server: {}\n\n{}", message, usage);
+  std::exit(2);
+}
+
+Options parse_options(int argc, char** argv) {
+  Options options;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    auto value = [&](std::string_view name) -> std::string {
+      if (i + 1 >= argc) usage_error(fmt::format("{} needs a value", name));
+      return argv[++i];
+    };
+    if (arg == "-h" || arg == "--help") {
+      fmt::print("{}", usage);
+      std::exit(0);
+    } else if (arg == "--config") {
+      options.config = value(arg);
+    } else if (arg == "--threads") {
+      auto text = value(arg);
+      char* end = nullptr;
+      long n = std::strtol(text.c_str(), &end, 10);
+      if (*end != '\0' || n < 1 || n > 64) usage_error("--threads takes a number from 1 to 64");
+      options.threads = static_cast<int>(n);
+    } else if (arg.starts_with("-")) {
+      usage_error(fmt::format("unknown option {}", arg));
+    } else if (options.server.empty()) {
+      options.server = arg;
+    } else {
+      usage_error("only one SERVER_NAME may be given");
+    }
+  }
+  if (options.server.empty()) usage_error("SERVER_NAME is missing");
+  return options;
+}
+
+// Flushes the log a few times a second, so that it is readable while the server runs.
+herd::awaitable<void> flush_log_regularly(herd::Log& log, asio::steady_timer& timer) {
+  for (;;) {
+    timer.expires_after(200ms);
+    auto [error] = co_await timer.async_wait(herd::as_result);
+    log.flush();
+    if (error) co_return;
+  }
+}
+
+// After a stop, waits until every session has answered and closed (at most 3 s).
+herd::awaitable<void> finish(asio::io_context& io, herd::Server& server) {
+  asio::steady_timer timer(io);
+  auto deadline = std::chrono::steady_clock::now() + 3s;
+  while (server.sessions() > 0 && std::chrono::steady_clock::now() < deadline) {
+    timer.expires_after(10ms);
+    co_await timer.async_wait(herd::as_result);
+  }
+  io.stop();
+}
+
+int run(const Options& options) {
+  auto config = herd::load_config(options.config);
+  const auto& self = config.server(options.server);
+  herd::Log log(config.log_dir / (self.name + ".log"));
+  herd::SessionRegistry sessions;
+  asio::io_context io(options.threads);
+  auto places = herd::places::make_provider(config.places, io);
+  herd::Herd herd(io, config, self, log);
+  herd::Server server(io, self, herd, *places, sessions);
+  server.listen();
+
+  std::string neighbors;
+  for (const auto& n : self.neighbors) neighbors += (neighbors.empty() ? "" : ", ") + n;
+  log.event("server", fmt::format("{} listening on {}:{}; neighbors: {}; places: {}", self.name,
+                                  self.host, self.port, neighbors.empty() ? "none" : neighbors,
+                                  config.places.provider));
+  fmt::print("{} listening on {}:{} (neighbors: {})\n", self.name, self.host, self.port,
+             neighbors.empty() ? "none" : neighbors);
+  std::fflush(stdout);
+
+  herd.start();
+  server.start();
+  asio::steady_timer flush_timer(io);
+  asio::co_spawn(io, flush_log_regularly(log, flush_timer), asio::detached);
+
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const asio::error_code& error, int signal) {
+    if (error) return;
+    log.event("server", fmt::format("{} received; stopping", strsignal(signal)));
+    server.stop();
+    herd.stop();
+    places->shutdown();
+    flush_timer.cancel();
+    asio::co_spawn(io, finish(io, server), asio::detached);
+  });
+
+  std::vector<std::jthread> extra;
+  for (int i = 1; i < options.threads; ++i) extra.emplace_back([&io] { io.run(); });
+  io.run();
+  for (auto& t : extra) t.join();
+  log.event("server", "stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);
+  auto options = parse_options(argc, argv);
+  try {
+    return run(options);
+  } catch (const herd::ConfigError& e) {
+    fmt::print(stderr, "herd-server: {}\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "herd-server: {}\n", e.what());
+    return 1;
+  }
+}
