@@ -1,0 +1,137 @@
+"""Flooding between servers: isolation, restarts, catch-up, neighbors that are down or hung."""
+
+import signal
+import time
+
+from herdtest import Herd, Tap, binary_arg, now, split_whatsat, wait_until
+
+
+def record_at(herd, server, client):
+    """The AT line `server` holds for `client`, or None."""
+    reply = herd.send(server, f"WHATSAT {client} 1 1")
+    if reply.startswith("? "):
+        return None
+    return split_whatsat(reply)[0]
+
+
+def coords_at(herd, server, client):
+    at = record_at(herd, server, client)
+    return at.split()[4] if at else None
+
+
+def isolated_then_restarted(server):
+    herd = Herd(server).start()
+    try:
+        herd.wait_linked()
+        herd.send("Goloman", f"IAMAT iso.example +1+1 {now()}")
+        for name in herd.names:
+            assert coords_at(herd, name, "iso.example") == "+1+1", name
+
+        # Holiday dies: Welsh is cut off from the rest.
+        herd.kill("Holiday")
+        wait_until(lambda: not herd.linked("Welsh", "Holiday"), 5, "Welsh to notice")
+        herd.send("Goloman", f"IAMAT iso.example +2+2 {now()}")
+        herd.send("Welsh", f"IAMAT island.example +3+3 {now()}")
+        for name in ("Goloman", "Hands", "Wilkes"):
+            assert coords_at(herd, name, "iso.example") == "+2+2", name
+            assert record_at(herd, name, "island.example") is None, name
+        assert coords_at(herd, "Welsh", "iso.example") == "+1+1"  # keeps the old record
+        assert coords_at(herd, "Welsh", "island.example") == "+3+3"
+
+        # Holiday comes back empty-handed; the catch-up brings everyone together.
+        herd.start("Holiday")
+        for name in herd.names:
+            wait_until(lambda: coords_at(herd, name, "iso.example") == "+2+2", 10, f"{name} to converge")
+            wait_until(lambda: coords_at(herd, name, "island.example") == "+3+3", 10, f"{name} to converge")
+        ats = {record_at(herd, name, "island.example") for name in herd.names}
+        assert len(ats) == 1 and next(iter(ats)).split()[1] == "Welsh", ats
+    finally:
+        herd.stop()
+
+
+def restarted_server_catches_up(server):
+    herd = Herd(server).start()
+    try:
+        herd.wait_linked()
+        clients = [f"before{i}.example" for i in range(50)]
+        for i, client in enumerate(clients):
+            herd.send(herd.names[i % 5], f"IAMAT {client} +{i % 90}-{i} {now()}")
+        herd.kill("Goloman")
+        herd.start("Goloman")
+        for client in clients:
+            wait_until(lambda: record_at(herd, "Goloman", client), 10, f"Goloman to learn {client}")
+    finally:
+        herd.stop()
+
+
+def neighbors_down_do_not_stop_a_server(server):
+    herd = Herd(server)
+    try:
+        herd.start("Goloman")  # its neighbors are not running
+        started = time.monotonic()
+        reply = herd.send("Goloman", f"IAMAT alone.example +1+1 {now()}")
+        assert reply.startswith("AT Goloman ") and time.monotonic() - started < 5, reply
+        wait_until(lambda: "cannot connect to 127.0.0.1" in herd.log("Goloman"), 5, "a logged retry")
+        herd.start("Hands")
+        wait_until(lambda: coords_at(herd, "Hands", "alone.example") == "+1+1", 10, "Hands to catch up")
+        wait_until(lambda: herd.linked("Goloman", "Hands"), 5, "Goloman to log the link")
+    finally:
+        herd.stop()
+
+
+def hung_neighbor_does_not_hold_replies(server):
+    herd = Herd(server).start()
+    try:
+        herd.wait_linked()
+        herd.procs["Hands"].send_signal(signal.SIGSTOP)
+        started = time.monotonic()
+        reply = herd.send("Goloman", f"IAMAT hung.example +1+1 {now()}")
+        elapsed = time.monotonic() - started
+        assert reply.startswith("AT Goloman "), reply
+        assert elapsed < 5, elapsed  # not held up until the neighbor wakes
+        for name in ("Holiday", "Wilkes", "Welsh"):
+            assert coords_at(herd, name, "hung.example") == "+1+1", name
+        herd.procs["Hands"].send_signal(signal.SIGCONT)
+        wait_until(lambda: coords_at(herd, "Hands", "hung.example") == "+1+1", 10, "Hands to catch up")
+    finally:
+        herd.stop()
+
+
+def sigterm_exits_zero(server):
+    herd = Herd(server).start()
+    try:
+        herd.wait_linked()
+        herd.send("Wilkes", f"IAMAT term.example +1+1 {now()}")
+        for name in herd.names:
+            assert herd.kill(name, signal.SIGTERM) == 0, (name, herd.output(name))
+            assert "stopped" in herd.log(name).splitlines()[-1], herd.log(name)[-200:]
+        assert "< IAMAT term.example" in herd.log("Wilkes")
+    finally:
+        herd.stop()
+
+
+def two_threads(server):
+    herd = Herd(server, threads=2).start()
+    try:
+        herd.wait_linked()
+        for i in range(20):
+            at = herd.send("Hands", f"IAMAT thread{i}.example +1+1 {now()}").strip()
+            assert record_at(herd, "Welsh", f"thread{i}.example") == at
+    finally:
+        herd.stop()
+
+
+def main():
+    server = binary_arg("server")
+    tap = Tap()
+    tap.run("an isolated server keeps the old record; a restart brings convergence", isolated_then_restarted, server)
+    tap.run("a restarted server catches up from its neighbors", restarted_server_catches_up, server)
+    tap.run("neighbors that are down do not stop a server; it reconnects", neighbors_down_do_not_stop_a_server, server)
+    tap.run("a hung neighbor does not hold up IAMAT replies", hung_neighbor_does_not_hold_replies, server)
+    tap.run("SIGTERM: every server exits 0 with its log flushed", sigterm_exits_zero, server)
+    tap.run("with --threads 2 the herd behaves the same", two_threads, server)
+    tap.finish()
+
+
+if __name__ == "__main__":
+    main()

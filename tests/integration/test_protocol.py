@@ -1,0 +1,194 @@
+"""The client protocol against a running five-server herd (the original topology)."""
+
+import socket
+import time
+
+from herdtest import AT_LINE, Herd, Tap, binary_arg, exchange, now, split_whatsat, wait_until
+
+UCLA = "+34.068930-118.445127"
+
+
+def iamat_reply(herd):
+    sent = now()
+    before = time.time_ns()
+    reply = herd.send("Goloman", f"IAMAT kiwi.cs.ucla.edu {UCLA} {sent}")
+    after = time.time_ns()
+    assert reply.endswith("\n") and reply.count("\n") == 1, repr(reply)
+    m = AT_LINE.match(reply[:-1])
+    assert m, reply
+    server, diff, client, coords, time_field = m.groups()
+    assert (server, client, coords, time_field) == ("Goloman", "kiwi.cs.ucla.edu", UCLA, sent)
+    # the server's receive time minus the client's time lies within the exchange
+    seconds, nanos = sent.split(".")
+    sent_ns = int(seconds) * 10**9 + int(nanos)
+    sign = -1 if diff[0] == "-" else 1
+    whole, frac = diff[1:].split(".")
+    diff_ns = sign * (int(whole) * 10**9 + int(frac))
+    assert before - sent_ns - 1_000_000 <= diff_ns <= after - sent_ns + 1_000_000, (diff, before, after)
+
+
+def iamat_echoes_fields_exactly(herd):
+    reply = herd.send("Hands", "  IAMAT\tmango  -33.8688+151.2093\t\t1.5  ")
+    assert reply == "AT Hands " + reply.split()[2] + " mango -33.8688+151.2093 1.5\n", repr(reply)
+    assert abs(float(reply.split()[2]) - (time.time() - 1.5)) < 5, reply  # now minus 1.5 s
+
+
+def whatsat_two_hops_right_after_iamat(herd):
+    # Welsh -> Holiday -> Goloman is two hops, Welsh -> ... -> Hands three; no pause in between.
+    for i in range(30):
+        client = f"hop{i}.example"
+        at = herd.send("Welsh", f"IAMAT {client} {UCLA} {now()}").strip()
+        for where in ("Goloman", "Hands", "Wilkes", "Holiday"):
+            reply = herd.send(where, f"WHATSAT {client} 10 3")
+            at_line, places = split_whatsat(reply)
+            assert at_line == at, (where, at_line, at)
+            assert places["status"] == "OK", places
+
+
+def whatsat_reply_shape(herd):
+    herd.send("Goloman", f"IAMAT shape.example {UCLA} {now()}")
+    reply = herd.send("Holiday", "WHATSAT shape.example 10 5")
+    at_line, places = split_whatsat(reply)
+    assert AT_LINE.match(at_line) and at_line.split()[1] == "Goloman", at_line
+    assert set(places) >= {"html_attributions", "results", "status"}, places.keys()
+    assert "GeoNames" in places["html_attributions"][0]
+    results = places["results"]
+    assert len(results) == 5, len(results)
+    assert results[0]["name"] == "Santa Monica", results[0]
+    for r in results:
+        assert set(r) >= {"name", "geometry", "place_id", "types", "vicinity"}, r
+        assert set(r["geometry"]["location"]) == {"lat", "lng"}
+        assert r["place_id"].startswith("geonames:")
+        assert r["types"] == ["locality", "political"]
+    # the bound and the radius limit the answer
+    _, ten = split_whatsat(herd.send("Goloman", "WHATSAT shape.example 10 20"))
+    assert [r["name"] for r in ten["results"]][-1] == "Westwood" and len(ten["results"]) == 10
+    _, none = split_whatsat(herd.send("Goloman", "WHATSAT shape.example 0 20"))
+    assert none == {"html_attributions": none["html_attributions"], "results": [], "status": "ZERO_RESULTS"}
+    _, zero = split_whatsat(herd.send("Goloman", "WHATSAT shape.example 10 0"))
+    assert zero["results"] == [] and zero["status"] == "ZERO_RESULTS"
+
+
+def invalid_lines(herd):
+    lines = [
+        "IAMAT kiwi +34.068930-118.445127",
+        "IAMAT kiwi 34.068930-118.445127 1520023934.918963997",
+        "IAMAT kiwi +91-118 1520023934.918963997",
+        "IAMAT kiwi +34-118 yesterday",
+        "WHATSAT kiwi.cs.ucla.edu 51 5",
+        "WHATSAT kiwi.cs.ucla.edu 10 21",
+        "WHATSAT kiwi.cs.ucla.edu 1.5 5",
+        "WHATSAT nobody.example 10 5",
+        "iamat kiwi +34-118 1520023934",
+        "HELLO",
+        "",
+        "PEER Nobody",
+        "ACK 1",
+    ]
+    reply = herd.send("Goloman", *lines)
+    assert reply == "".join(f"? {line}\n" for line in lines), reply
+
+
+def client_cannot_inject_at(herd):
+    forged = f"AT Hands +0.000000000 forged.example {UCLA} {now()}"
+    put = f"PUT 1 {forged}"
+    assert herd.send("Goloman", forged, put) == f"? {forged}\n? {put}\n"
+    assert herd.send("Goloman", "WHATSAT forged.example 10 5") == "? WHATSAT forged.example 10 5\n"
+    # not even after a handshake in the middle of a connection
+    assert herd.send("Goloman", "WHATSAT x 1 1", "PEER Hands", forged).count("? ") == 3
+
+
+def pipelining_in_order(herd):
+    lines = []
+    for i in range(200):
+        lines.append(f"IAMAT pipe{i} {UCLA} {now()}")
+        lines.append(f"WHATSAT pipe{i} 5 1")
+        lines.append(f"BAD {i}")
+    reply = herd.send("Wilkes", *lines)
+    parts = reply.split("\n")
+    k = 0
+    for i in range(200):
+        assert parts[k].startswith(f"AT Wilkes ") and f" pipe{i} " in parts[k], parts[k]
+        assert parts[k + 1] == parts[k], (parts[k], parts[k + 1])  # WHATSAT repeats the AT line
+        k += 2
+        while parts[k] != "":
+            k += 1
+        assert parts[k + 1] == f"? BAD {i}", parts[k + 1]
+        k += 2
+
+
+def one_connection_many_exchanges(herd):
+    with socket.create_connection(("127.0.0.1", herd.ports["Hands"]), timeout=10) as s:
+        f = s.makefile("rw")
+        for i in range(20):
+            f.write(f"IAMAT conv{i} {UCLA} {now()}\n")
+            f.flush()
+            assert f.readline().startswith("AT Hands ")
+
+
+def last_line_without_newline(herd):
+    reply = exchange(herd.ports["Holiday"], f"IAMAT eof.example {UCLA} 1520023934.918963997")
+    assert reply.startswith("AT Holiday ") and reply.endswith(" eof.example +34.068930-118.445127 1520023934.918963997\n"), reply
+    assert exchange(herd.ports["Holiday"], "JUNK") == "? JUNK\n"
+
+
+def overlong_line_closes(herd):
+    line = "IAMAT " + "x" * 100_000
+    with socket.create_connection(("127.0.0.1", herd.ports["Goloman"]), timeout=10) as s:
+        s.sendall(line.encode() + b"\nIAMAT after.example +1+1 1\n")
+        data = b""
+        while True:
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            data += chunk
+    reply = data.decode()
+    assert reply.startswith("? IAMAT xxx") and reply.endswith("\n") and reply.count("\n") == 1, reply[:80]
+    assert len(reply) == 2 + 64 * 1024 + 1, len(reply)
+    # the server is fine afterwards
+    assert herd.send("Goloman", f"IAMAT after2.example {UCLA} {now()}").startswith("AT Goloman")
+
+
+def newest_location_wins(herd):
+    t = now()
+    herd.send("Goloman", f"IAMAT mover.example +10+10 {t}")
+    older = f"{int(t.split('.')[0]) - 1}.{t.split('.')[1]}"
+    herd.send("Welsh", f"IAMAT mover.example +20+20 {older}")  # an older message arriving later
+    for name in herd.names:
+        at_line, _ = split_whatsat(herd.send(name, "WHATSAT mover.example 1 1"))
+        assert at_line.split()[1] == "Goloman" and at_line.split()[4] == "+10+10", (name, at_line)
+
+
+def logs_record_traffic(herd):
+    herd.send("Welsh", "IAMAT log\x01test +1+1 1")
+    log = wait_until(lambda: (lambda l: l if "log\\x01test" in l else None)(herd.log("Welsh")), 5, "the log")
+    assert "< IAMAT log\\x01test +1+1 1" in log
+    assert "> AT Welsh " in log
+    assert "connected from 127.0.0.1" in log
+    assert "peer Holiday - link up" in log
+
+
+def main():
+    tap = Tap()
+    herd = Herd(binary_arg("server")).start()
+    try:
+        herd.wait_linked()
+        tap.run("IAMAT is answered with AT and an exact time difference", iamat_reply, herd)
+        tap.run("IAMAT fields are echoed exactly, whatever the whitespace", iamat_echoes_fields_exactly, herd)
+        tap.run("WHATSAT two and three hops away right after the IAMAT", whatsat_two_hops_right_after_iamat, herd)
+        tap.run("WHATSAT replies: AT line, legacy Places JSON, one empty line", whatsat_reply_shape, herd)
+        tap.run("invalid lines are answered with ? and the line", invalid_lines, herd)
+        tap.run("a client cannot inject AT or PUT", client_cannot_inject_at, herd)
+        tap.run("pipelined commands are answered in order", pipelining_in_order, herd)
+        tap.run("one connection carries many exchanges", one_connection_many_exchanges, herd)
+        tap.run("a last line ending at EOF is answered", last_line_without_newline, herd)
+        tap.run("an overlong line is refused and the connection closed", overlong_line_closes, herd)
+        tap.run("the newest client time wins on every server", newest_location_wins, herd)
+        tap.run("the log records lines, connects and links", logs_record_traffic, herd)
+    finally:
+        herd.stop()
+    tap.finish()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""herd-server's command line and config errors; herdctl up, send and status."""
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+
+from herdtest import Herd, Tap, binary_arg, free_ports, wait_until
+
+
+def run(args, **kw):
+    return subprocess.run(args, capture_output=True, text=True, timeout=30, **kw)
+
+
+def write_config(text):
+    path = os.path.join(tempfile.mkdtemp(prefix="herd-config-"), "herd.toml")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def config_errors_refuse_to_start(server):
+    cases = [
+        ("[servers.A]\nport = 1\nprot = 2\n", "A", ":3:1: servers.A.prot: unknown key"),
+        ("[servers.A]\nport = 1\ntalks_with = [\"B\"]\n", "A", ":3:15: servers.A.talks_with: unknown server \"B\""),
+        ("[servers.A]\nport = 5000\n[servers.B]\nport = 5000\n", "A", ":4:8: servers.B.port: port 5000 on 127.0.0.1 is already used by servers.A"),
+        ("[servers.A]\nport = \"x\"\n", "A", ":2:8: servers.A.port: expected an integer, got a string"),
+        ("[servers.A]\nport = 1\n", "Z", ": servers.Z: no such server (the file defines: A)"),
+    ]
+    for text, name, expected in cases:
+        path = write_config(text)
+        result = run([server, "--config", path, name])
+        assert result.returncode == 2, (text, result)
+        assert result.stderr.startswith(f"herd-server: {path}{expected}"), (expected, result.stderr)
+    missing = run([server, "--config", "/nonexistent/herd.toml", "A"])
+    assert missing.returncode == 2 and "/nonexistent/herd.toml: cannot read the file" in missing.stderr
+
+
+def command_line(server):
+    assert run([server, "--help"]).stdout.startswith("usage: herd-server")
+    bad = run([server])
+    assert bad.returncode == 2 and "SERVER_NAME is missing" in bad.stderr
+    assert run([server, "--threads", "0", "A"]).returncode == 2
+
+
+def port_in_use(server):
+    herd = Herd(server, links={"A": []}).start()
+    try:
+        result = run([server, "--config", herd.config, "A"])
+        assert result.returncode == 1 and "cannot listen on 127.0.0.1:" in result.stderr, result
+    finally:
+        herd.stop()
+
+
+def herdctl_send(server, herdctl):
+    herd = Herd(server).start()
+    try:
+        ok = run([herdctl, "--config", herd.config, "send", "Goloman", "IAMAT ctl.example +1+1 1520023934.5"])
+        assert ok.returncode == 0 and ok.stdout.startswith("AT Goloman "), ok
+        piped = run([herdctl, "--config", herd.config, "send", "Hands"],
+                    input="IAMAT ctl2.example +1+1 1\nWHATSAT ctl.example 10 2\n")
+        assert piped.returncode == 0 and piped.stdout.count("AT ") == 2 and piped.stdout.endswith("\n\n"), piped
+        refused = run([herdctl, "--config", herd.config, "send", "Goloman", "WHATSAT nobody 10 2"])
+        assert refused.returncode == 1 and refused.stdout == "? WHATSAT nobody 10 2\n", refused
+        status = run([herdctl, "--config", herd.config, "status"])
+        assert status.returncode == 0 and status.stdout.count("listening") == 5, status
+        herd.kill("Welsh")
+        down = run([herdctl, "--config", herd.config, "send", "Welsh", "IAMAT a +1+1 1"])
+        assert down.returncode == 1 and "cannot reach Welsh at 127.0.0.1:" in down.stderr, down
+        assert run([herdctl, "--config", herd.config, "status"]).returncode == 1
+        unknown = run([herdctl, "--config", herd.config, "send", "Nobody", "x"])
+        assert unknown.returncode == 2 and "no such server" in unknown.stderr, unknown
+    finally:
+        herd.stop()
+
+
+def herdctl_up(server, herdctl):
+    herd = Herd(server)  # only for its generated config; herdctl starts the servers
+    proc = subprocess.Popen([herdctl, "--config", herd.config, "--server-bin", server, "up"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while not any(line.startswith("Ctrl-C") for line in lines):
+            line = proc.stdout.readline()
+            assert line, (lines, proc.stderr.read())
+            lines.append(line)
+        table = "".join(lines)
+        for name in herd.names:
+            assert name in table and str(herd.ports[name]) in table, table
+            assert herd.listening(name)
+        assert "Goloman" in table and "Hands, Holiday, Wilkes" in table
+        reply = herd.send("Welsh", "IAMAT up.example +1+1 1")
+        assert reply.startswith("AT Welsh"), reply
+        wait_until(lambda: herd.send("Hands", "WHATSAT up.example 1 1").startswith("AT Welsh"), 10, "flood")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0, proc.stderr.read()
+        for name in herd.names:
+            assert not herd.listening(name), name
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def herdctl_help(herdctl):
+    assert run([herdctl, "--help"]).stdout.startswith("usage: herdctl")
+    assert run([herdctl, "up", "--help"]).stdout.startswith("usage: herdctl [--config PATH] up")
+    assert run([herdctl, "send", "--help"]).stdout.startswith("usage: herdctl [--config PATH] send")
+    assert run([herdctl]).returncode == 2
+    assert run([herdctl, "--config", "/nonexistent.toml", "status"]).returncode == 2
+
+
+def main():
+    server, herdctl = binary_arg("server"), binary_arg("herdctl")
+    tap = Tap()
+    tap.run("config errors refuse to start, naming file, line and key", config_errors_refuse_to_start, server)
+    tap.run("herd-server's command line", command_line, server)
+    tap.run("a port in use is a clear error", port_in_use, server)
+    tap.run("herdctl send and status", herdctl_send, server, herdctl)
+    tap.run("herdctl up starts the herd and Ctrl-C stops it", herdctl_up, server, herdctl)
+    tap.run("herdctl --help everywhere", herdctl_help, herdctl)
+    tap.finish()
+
+
+if __name__ == "__main__":
+    main()
