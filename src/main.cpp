@@ -101,7 +101,7 @@ int run(const Options& options) {
   herd::Log log(config.log_dir / (self.name + ".log"));
   herd::SessionRegistry sessions;
   asio::io_context io(options.threads);
-  auto places = herd::places::make_provider(config.places, io);
+  auto places = herd::places::make_provider(config.places, io, log);
   herd::Herd herd(io, config, self, log);
   herd::Server server(io, self, herd, *places, sessions);
   server.listen();

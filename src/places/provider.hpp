@@ -11,6 +11,7 @@ class io_context;
 
 namespace herd {
 struct PlacesConfig;
+class Log;
 }
 
 namespace herd::places {
@@ -34,6 +35,7 @@ class Provider {
 };
 
 // Throws std::runtime_error with a message a person can act on (missing data, missing key).
-std::unique_ptr<Provider> make_provider(const PlacesConfig& config, asio::io_context& io);
+// Reads a Google provider's key from the environment variable the config names.
+std::unique_ptr<Provider> make_provider(const PlacesConfig& config, asio::io_context& io, Log& log);
 
 }  // namespace herd::places
