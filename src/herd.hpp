@@ -77,6 +77,8 @@ class Herd {
         [this, &ops, listener = std::move(listener)](auto handler) mutable {
           asio::dispatch(strand_, [this, &ops, listener = std::move(listener),
                                    handler = std::move(handler)]() mutable {
+            for (auto& op : ops)
+              store_.prefetch(op.kind == StoreOp::Kind::lookup ? op.client : op.location.client());
             for (auto& op : ops) apply(op, listener);
             auto ex = asio::get_associated_executor(handler);
             asio::dispatch(ex, std::move(handler));

@@ -1,6 +1,9 @@
 #include "log.hpp"
 
 #include <cerrno>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <cstdint>
 #include <cstring>
 #include <ctime>
@@ -12,29 +15,36 @@ namespace herd {
 namespace {
 constexpr std::size_t flush_threshold = 256 * 1024;
 
-// Eight bytes at a time: none is a control character, DEL or a backslash.
-bool all_plain(const char* p) {
-  constexpr std::uint64_t ones = 0x0101010101010101, highs = 0x8080808080808080;
-  std::uint64_t w;
-  std::memcpy(&w, p, 8);
-  auto has_zero = [&](std::uint64_t v) { return (v - ones) & ~v & highs; };
-  auto has_less_than_space = (w - ones * 0x20) & ~w & highs;
-  return !(has_less_than_space | has_zero(w ^ (ones * 0x7f)) | has_zero(w ^ (ones * '\\')));
+bool plain(char c) {
+  auto u = static_cast<unsigned char>(c);
+  return u >= 0x20 && u != 0x7f && c != '\\';
+}
+
+// The first byte that needs escaping (a control character, DEL or a backslash), or `end`.
+// Every line logged goes through here, so it looks at sixteen bytes at a time.
+const char* find_special(const char* p, const char* end) {
+#ifdef __SSE2__
+  const __m128i below_space = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f),
+                backslash = _mm_set1_epi8('\\');
+  for (; end - p >= 16; p += 16) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    __m128i control = _mm_cmpeq_epi8(_mm_min_epu8(v, below_space), v);
+    __m128i special = _mm_or_si128(control, _mm_or_si128(_mm_cmpeq_epi8(v, del), _mm_cmpeq_epi8(v, backslash)));
+    if (int mask = _mm_movemask_epi8(special)) return p + __builtin_ctz(static_cast<unsigned>(mask));
+  }
+#endif
+  while (p < end && plain(*p)) ++p;
+  return p;
 }
 }  // namespace
 
 void append_escaped(std::string& out, std::string_view text) {
   static constexpr char hex[] = "0123456789abcdef";
-  auto plain = [](char c) {
-    auto u = static_cast<unsigned char>(c);
-    return u >= 0x20 && u != 0x7f && c != '\\';
-  };
   const char* p = text.data();
   const char* end = p + text.size();
   while (p < end) {
     const char* run = p;
-    while (end - p >= 8 && all_plain(p)) p += 8;
-    while (p < end && plain(*p)) ++p;
+    p = find_special(p, end);
     out.append(run, static_cast<std::size_t>(p - run));  // the common case: all of it
     if (p == end) break;
     auto u = static_cast<unsigned char>(*p++);
@@ -68,10 +78,11 @@ void Log::event(std::string_view who, std::string_view text) { append(who, "-", 
 void Log::append(std::string_view who, std::string_view direction, std::string_view text) {
   std::lock_guard lock(mutex_);
   stamp();
+  prefix_.assign(stamp_).append(who).append(" ").append(direction).append(" ");
   do {
     auto end = text.find('\n');
     auto line = text.substr(0, end);
-    buffer_.append(stamp_).append(who).append(" ").append(direction).append(" ");
+    buffer_.append(prefix_);
     append_escaped(buffer_, line);
     buffer_.push_back('\n');
     text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);

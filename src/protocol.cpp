@@ -2,13 +2,18 @@
 
 #include <charconv>
 
-#include <fmt/format.h>
-
 namespace herd {
 namespace {
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
+
+// Field separators, looked up rather than compared: this runs for every byte of every line.
+constexpr auto spaces = [] {
+  std::array<bool, 256> table{};
+  for (unsigned char c : {' ', '\t', '\r', '\v', '\f'}) table[c] = true;
+  return table;
+}();
+bool is_space(char c) { return spaces[static_cast<unsigned char>(c)]; }
 
 bool all_digits(std::string_view s) {
   if (s.empty()) return false;
@@ -19,32 +24,49 @@ bool all_digits(std::string_view s) {
 
 // Parses an unsigned decimal of at most `max_digits` significant digits.
 std::optional<std::int64_t> parse_unsigned(std::string_view s, std::size_t max_digits) {
-  if (!all_digits(s)) return std::nullopt;
-  while (s.size() > 1 && s.front() == '0') s.remove_prefix(1);
-  if (s.size() > max_digits) return std::nullopt;
+  if (s.empty()) return std::nullopt;
   std::int64_t value = 0;
-  for (char c : s) value = value * 10 + (c - '0');
+  std::size_t significant = 0;
+  for (char c : s) {
+    if (!is_digit(c)) return std::nullopt;
+    significant += value != 0 || c != '0';
+    value = value * 10 + (c - '0');
+    if (significant > max_digits) return std::nullopt;
+  }
   return value;
 }
 
 // One signed decimal-degrees component "[+-]D[.D]" within ±limit, compared exactly.
-std::optional<double> parse_degrees(std::string_view s, int limit) {
-  if (s.size() < 2 || (s[0] != '+' && s[0] != '-')) return std::nullopt;
-  std::string_view digits = s.substr(1);
-  std::string_view whole = digits, fraction;
-  if (auto point = digits.find('.'); point != std::string_view::npos) {
-    whole = digits.substr(0, point);
-    fraction = digits.substr(point + 1);
-    if (!all_digits(fraction)) return std::nullopt;
+bool valid_degrees(std::string_view s, int limit) {
+  if (s.size() < 2 || (s[0] != '+' && s[0] != '-')) return false;
+  std::size_t i = 1;
+  int degrees = 0;
+  for (; i < s.size() && is_digit(s[i]); ++i) {
+    degrees = degrees * 10 + (s[i] - '0');
+    if (degrees > limit) return false;
   }
-  auto degrees = parse_unsigned(whole, 3);
-  if (!degrees || *degrees > limit) return std::nullopt;
-  if (*degrees == limit && fraction.find_first_not_of('0') != std::string_view::npos)
-    return std::nullopt;
+  if (i == 1) return false;  // no whole degrees
+  if (i == s.size()) return true;
+  if (s[i] != '.' || i + 1 == s.size()) return false;
+  bool beyond = false;  // any nonzero fraction digit
+  for (++i; i < s.size(); ++i) {
+    if (!is_digit(s[i])) return false;
+    beyond |= s[i] != '0';
+  }
+  return degrees < limit || !beyond;
+}
+
+double to_degrees(std::string_view s) {
   double value = 0;
-  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
-  if (ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
+  std::from_chars(s.data() + 1, s.data() + s.size(), value);
   return s[0] == '-' ? -value : value;
+}
+
+// Where the longitude starts in "[+-]lat[+-]lon".
+std::size_t longitude_start(std::string_view text) {
+  for (std::size_t i = 1; i < text.size(); ++i)
+    if (text[i] == '+' || text[i] == '-') return i;
+  return std::string_view::npos;
 }
 
 std::optional<int> parse_small_int(std::string_view s, int max) {
@@ -62,11 +84,9 @@ std::optional<std::uint64_t> parse_id(std::string_view s) {
 
 PeerMessage parse_at(const Fields& f, std::size_t first) {
   if (f.size() != first + 6 || f[first] != "AT") return Invalid{};
-  At at{f[first + 1], f[first + 2], f[first + 3], f[first + 4], f[first + 5], {}, {}};
-  auto where = parse_coordinates(at.coords);
+  At at{f[first + 1], f[first + 2], f[first + 3], f[first + 4], f[first + 5], {}};
   auto time = parse_time(at.time);
-  if (!where || !time || !is_diff(at.diff)) return Invalid{};
-  at.where = *where;
+  if (!time || !valid_coordinates(at.coords) || !is_diff(at.diff)) return Invalid{};
   at.client_time = *time;
   return at;
 }
@@ -87,14 +107,16 @@ std::optional<Timestamp> parse_time(std::string_view text) {
   return Timestamp{*seconds, nanos};
 }
 
+bool valid_coordinates(std::string_view text) {
+  auto split = longitude_start(text);
+  return split != std::string_view::npos && valid_degrees(text.substr(0, split), 90) &&
+         valid_degrees(text.substr(split), 180);
+}
+
 std::optional<Coordinates> parse_coordinates(std::string_view text) {
-  if (text.empty()) return std::nullopt;
-  auto split = text.find_first_of("+-", 1);
-  if (split == std::string_view::npos) return std::nullopt;
-  auto lat = parse_degrees(text.substr(0, split), 90);
-  auto lng = parse_degrees(text.substr(split), 180);
-  if (!lat || !lng) return std::nullopt;
-  return Coordinates{*lat, *lng};
+  if (!valid_coordinates(text)) return std::nullopt;
+  auto split = longitude_start(text);
+  return Coordinates{to_degrees(text.substr(0, split)), to_degrees(text.substr(split))};
 }
 
 std::string format_diff(Timestamp received, Timestamp sent) {
@@ -109,8 +131,13 @@ std::string format_diff(Timestamp received, Timestamp sent) {
     seconds += 1;
     nanos -= billion;
   }
-  char sign = seconds < 0 || nanos < 0 ? '-' : '+';
-  return fmt::format("{}{}.{:09}", sign, seconds < 0 ? -seconds : seconds, nanos < 0 ? -nanos : nanos);
+  char text[32];
+  text[0] = seconds < 0 || nanos < 0 ? '-' : '+';
+  char* end = std::to_chars(text + 1, text + 21, seconds < 0 ? -seconds : seconds).ptr;
+  *end++ = '.';
+  auto fraction = nanos < 0 ? -nanos : nanos;
+  for (int i = 8; i >= 0; --i, fraction /= 10) end[i] = static_cast<char>('0' + fraction % 10);
+  return std::string(text, end + 9);
 }
 
 bool is_diff(std::string_view text) {
@@ -141,10 +168,9 @@ ClientCommand parse_client_line(std::string_view line) {
   auto f = split_fields(line);
   if (f.empty()) return Invalid{};
   if (f[0] == "IAMAT" && f.size() == 4) {
-    auto where = parse_coordinates(f[2]);
     auto time = parse_time(f[3]);
-    if (!where || !time) return Invalid{};
-    return Iamat{f[1], f[2], f[3], *where, *time};
+    if (!time || !valid_coordinates(f[2])) return Invalid{};
+    return Iamat{f[1], f[2], f[3], *time};
   }
   if (f[0] == "WHATSAT" && f.size() == 4) {
     auto radius = parse_small_int(f[2], max_radius_km);

@@ -28,7 +28,9 @@ struct Coordinates {
 // "1520023934.918963997": digits, optionally a point and 1..9 more digits.
 std::optional<Timestamp> parse_time(std::string_view text);
 
-// ISO 6709 decimal degrees "[+-]lat[+-]lon", latitude within ±90, longitude within ±180.
+// ISO 6709 decimal degrees "[+-]lat[+-]lon", latitude within ±90, longitude within ±180,
+// checked exactly on the digits.
+bool valid_coordinates(std::string_view text);
 std::optional<Coordinates> parse_coordinates(std::string_view text);
 
 // received - sent with a sign and exactly nine decimals: "+0.263873386", "-99.999999412".
@@ -58,7 +60,6 @@ inline constexpr std::size_t max_line_bytes = 64 * 1024;
 // IAMAT <client> <coords> <time>
 struct Iamat {
   std::string_view client, coords, time;
-  Coordinates where;
   Timestamp client_time;
 };
 
@@ -72,7 +73,6 @@ struct Whatsat {
 // AT <server> <diff> <client> <coords> <time>: the record a server tells a client and its peers.
 struct At {
   std::string_view server, diff, client, coords, time;
-  Coordinates where;
   Timestamp client_time;
 };
 

@@ -115,7 +115,7 @@ awaitable<void> Session::reader() {
     if (overlong) {
       // Answered as invalid, cut at the limit; nothing more is read from this connection.
       herd_.log().event(who_, fmt::format("line longer than {} bytes; closing", max_line_bytes));
-      add_reply(format_invalid(overlong->substr(0, max_line_bytes)) + "\n", true);
+      add_reply(format_invalid(overlong->substr(0, max_line_bytes)).append("\n"), true);
       done = true;
     } else if (saw_eof_ && !input_.rest().empty()) {  // a last line may end at EOF without a newline
       herd_.log().received(who_, input_.rest());
@@ -126,7 +126,7 @@ awaitable<void> Session::reader() {
       answer_lookups(ops_);
     }
     wake_writer_.notify();
-    while (!done && !write_failed_ && outbox_.size() + sending_.size() > max_unsent)
+    while (!done && !write_failed_ && outbox_.size() + sending_.size() + texts_.size() > max_unsent)
       co_await wake_reader_.wait();
   }
   input_done_ = true;
@@ -149,19 +149,21 @@ bool Session::handed_to_peer(std::string_view first_line) {
 void Session::handle(std::string_view line, std::vector<StoreOp>& ops) {
   auto command = parse_client_line(line);
   if (auto iamat = std::get_if<Iamat>(&command)) {
-    auto at_line = at_reply(herd_.name(), *iamat, received_at_);
-    Location location{at_line, iamat->client_time, iamat->where};
-    auto reply = add_reply(std::move(at_line.append("\n")), false);
+    auto location = make_location(herd_.name(), format_diff(received_at_, iamat->client_time),
+                                  iamat->client, iamat->coords, iamat->time, iamat->client_time);
+    auto reply = add_reply(location.at_line, false);
+    texts_.push_back('\n');
+    ++waiting_.back().size;
     ops.push_back({StoreOp::Kind::publish, {}, std::move(location), reply});
   } else if (auto whatsat = std::get_if<Whatsat>(&command)) {
     // The answer stays "? line" unless the client turns out to be known.
-    auto reply = add_reply(format_invalid(line) + "\n", false);
+    auto reply = add_reply(format_invalid(line).append("\n"), false);
     auto& slot = waiting_.back();
     slot.radius_km = whatsat->radius_km;
     slot.bound = whatsat->bound;
     ops.push_back({StoreOp::Kind::lookup, whatsat->client, {}, reply});
   } else {
-    add_reply(format_invalid(line) + "\n", true);
+    add_reply(format_invalid(line).append("\n"), true);
   }
 }
 
@@ -176,43 +178,50 @@ void Session::answer_lookups(std::vector<StoreOp>& ops) {
       continue;
     }
     const auto& slot = waiting_[op.reply - first_waiting_];
-    places::NearbyQuery query{op.location.where.lat, op.location.where.lng, slot.radius_km, slot.bound};
+    auto where = op.location.where();
+    places::NearbyQuery query{where.lat, where.lng, slot.radius_km, slot.bound};
     places_.nearby(query, [self = shared_from_this(), reply = op.reply,
                            at_line = std::move(op.location.at_line)](std::string json) mutable {
       std::string text = std::move(at_line);
       text.append("\n").append(json).append("\n\n");
       asio::dispatch(self->socket_.get_executor(), [self, reply, text = std::move(text)]() mutable {
-        self->complete(reply, &text);
+        self->complete(reply, text);
       });
     });
   }
 }
 
-std::uint64_t Session::add_reply(std::string text, bool ready) {
+std::uint64_t Session::add_reply(std::string_view text, bool ready) {
   auto number = next_reply_++;
   if (ready && waiting_.empty()) {
     outbox_.append(text);
     first_waiting_ = next_reply_;
   } else {
-    waiting_.push_back({std::move(text), ready});
+    waiting_.push_back({texts_.size(), text.size(), ready});
+    texts_.append(text);
   }
   return number;
 }
 
 // Marks a reply ready (replacing its text if given) and moves the ready ones in front to the outbox.
-void Session::complete(std::uint64_t reply, std::string* text) {
+void Session::complete(std::uint64_t reply, std::string_view text) {
   if (reply < first_waiting_ || reply - first_waiting_ >= waiting_.size()) return;
   auto& slot = waiting_[reply - first_waiting_];
   if (slot.ready) return;
   slot.ready = true;
-  if (text) slot.text = std::move(*text);
+  if (!text.empty()) {
+    slot.at = texts_.size();
+    slot.size = text.size();
+    texts_.append(text);
+  }
   bool moved = false;
   while (!waiting_.empty() && waiting_.front().ready) {
-    outbox_.append(waiting_.front().text);
+    outbox_.append(texts_, waiting_.front().at, waiting_.front().size);
     waiting_.pop_front();
     ++first_waiting_;
     moved = true;
   }
+  if (waiting_.empty()) texts_.clear();
   if (moved) wake_writer_.notify();
 }
 

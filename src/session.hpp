@@ -45,8 +45,9 @@ class Session : public std::enable_shared_from_this<Session>, public Propagation
 
  private:
   // A reply in its place in line; replies leave strictly in the order the lines came.
+  // Its text lives in texts_, so that a reply costs no allocation of its own.
   struct Reply {
-    std::string text;
+    std::size_t at = 0, size = 0;  // in texts_
     bool ready = false;
     int radius_km = 0;  // WHATSAT: the lookup to make once the client's record is found
     int bound = 0;
@@ -58,8 +59,9 @@ class Session : public std::enable_shared_from_this<Session>, public Propagation
   void handle(std::string_view line, std::vector<StoreOp>& ops);
   bool handed_to_peer(std::string_view first_line);
   void answer_lookups(std::vector<StoreOp>& ops);
-  std::uint64_t add_reply(std::string text, bool ready);
-  void complete(std::uint64_t reply, std::string* text = nullptr);
+  // `text` is the whole reply, newline included.
+  std::uint64_t add_reply(std::string_view text, bool ready);
+  void complete(std::uint64_t reply, std::string_view text = {});
 
   tcp::socket socket_;
   std::string who_;  // "client N", for the log
@@ -73,6 +75,7 @@ class Session : public std::enable_shared_from_this<Session>, public Propagation
   std::vector<StoreOp> ops_;
 
   std::deque<Reply> waiting_;        // from the oldest reply not yet sent
+  std::string texts_;                // their texts; emptied whenever waiting_ is
   std::uint64_t first_waiting_ = 0;  // the number of waiting_.front()
   std::uint64_t next_reply_ = 0;
   std::string outbox_, sending_;

@@ -6,11 +6,17 @@
 
 namespace herd {
 
-std::string_view Location::client() const {
-  // "AT origin diff client coords time": the fourth field.
-  std::string_view line = at_line;
-  for (int skip = 0; skip < 3; ++skip) line.remove_prefix(std::min(line.size(), line.find(' ') + 1));
-  return line.substr(0, line.find(' '));
+Location make_location(std::string_view origin, std::string_view diff, std::string_view client,
+                       std::string_view coords, std::string_view time, Timestamp client_time) {
+  auto client_at = static_cast<std::uint32_t>(5 + origin.size() + diff.size());  // "AT o d "
+  return Location{format_at(origin, diff, client, coords, time), client_time, client_at,
+                  static_cast<std::uint32_t>(client.size())};
+}
+
+Coordinates Location::where() const {
+  // "AT origin diff client coords time": the coordinates follow the client.
+  auto rest = std::string_view(at_line).substr(client_at + client_size + 1);
+  return parse_coordinates(rest.substr(0, rest.find(' '))).value_or(Coordinates{});
 }
 
 bool supersedes(const Location& candidate, const Location& current) {
@@ -20,8 +26,7 @@ bool supersedes(const Location& candidate, const Location& current) {
 }
 
 Location location_of(const At& at) {
-  return Location{format_at(at.server, at.diff, at.client, at.coords, at.time), at.client_time,
-                  at.where};
+  return make_location(at.server, at.diff, at.client, at.coords, at.time, at.client_time);
 }
 
 const Store::Slot* Store::slot_for(std::string_view client, std::uint64_t hash) const {
@@ -64,6 +69,10 @@ Store::Applied Store::apply(Location candidate) {
   records_.push_back(std::move(candidate));
   if (records_.size() * 2 > slots_.size()) grow();
   return {Outcome::inserted, records_.back()};
+}
+
+void Store::prefetch(std::string_view client) const {
+  __builtin_prefetch(&slots_[std::hash<std::string_view>{}(client) & (slots_.size() - 1)]);
 }
 
 const Location* Store::find(std::string_view client) const {

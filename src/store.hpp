@@ -15,10 +15,14 @@ namespace herd {
 struct Location {
   std::string at_line;  // "AT <origin> <diff> <client> <coords> <time>", exactly as first told
   Timestamp client_time;
-  Coordinates where;
+  std::uint32_t client_at = 0, client_size = 0;  // where the client's name is in at_line
 
-  std::string_view client() const;
+  std::string_view client() const { return std::string_view(at_line).substr(client_at, client_size); }
+  Coordinates where() const;  // parsed when asked: only WHATSAT needs it
 };
+
+Location make_location(std::string_view origin, std::string_view diff, std::string_view client,
+                       std::string_view coords, std::string_view time, Timestamp client_time);
 
 // The record a client's newer message makes: a later client time wins; equal times are
 // broken by the bytes of the AT line, so every server picks the same winner.
@@ -39,6 +43,10 @@ class Store {
   Applied apply(Location candidate);
 
   const Location* find(std::string_view client) const;
+
+  // Starts loading the client's slot into the cache: a batch prefetches all its clients
+  // first, so that the misses of a large table overlap instead of following each other.
+  void prefetch(std::string_view client) const;
 
   // Records in insertion order; indices are stable, so a catch-up can walk them in steps.
   std::size_t size() const { return records_.size(); }

@@ -28,7 +28,7 @@ TEST_CASE("a newer client time wins, compared exactly", "[store]") {
   // a nanosecond newer wins
   CHECK(store.apply(at("AT B +0.100000000 kiwi +35-118 1520023934.000000002")).outcome ==
         Store::Outcome::replaced);
-  CHECK(store.find("kiwi")->where.lat == 35);
+  CHECK(store.find("kiwi")->where().lat == 35);
   // the same record again changes nothing
   CHECK(store.apply(at("AT B +0.100000000 kiwi +35-118 1520023934.000000002")).outcome ==
         Store::Outcome::unchanged);
