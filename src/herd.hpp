@@ -69,22 +69,18 @@ class Herd {
   Store& store() { return store_; }
   const Strand& strand() const { return strand_; }
 
-  // Runs the operations in order on the strand, then completes.
-  template <typename Token>
-  auto async_apply(std::vector<StoreOp>& ops, std::shared_ptr<PropagationListener> listener,
-                   Token&& token) {
-    return asio::async_initiate<Token, void()>(
-        [this, &ops, listener = std::move(listener)](auto handler) mutable {
-          asio::dispatch(strand_, [this, &ops, listener = std::move(listener),
-                                   handler = std::move(handler)]() mutable {
-            for (auto& op : ops)
-              store_.prefetch(op.kind == StoreOp::Kind::lookup ? op.client : op.location.client());
-            for (auto& op : ops) apply(op, listener);
-            auto ex = asio::get_associated_executor(handler);
-            asio::dispatch(ex, std::move(handler));
-          });
-        },
-        token);
+  // Runs the operations in order on the strand, then `done` on `caller`. With one thread and
+  // the strand free, both run before this returns: the caller need not suspend.
+  template <typename Executor, typename Done>
+  void apply(std::vector<StoreOp>& ops, std::shared_ptr<PropagationListener> listener,
+             const Executor& caller, Done done) {
+    asio::dispatch(strand_, [this, &ops, listener = std::move(listener), caller,
+                             done = std::move(done)]() mutable {
+      for (auto& op : ops)
+        store_.prefetch(op.kind == StoreOp::Kind::lookup ? op.client : op.location.client());
+      for (auto& op : ops) apply(op, listener);
+      asio::dispatch(caller, std::move(done));
+    });
   }
 
   // A connection whose first line was "PEER <server>" from a neighbor becomes its link.

@@ -104,7 +104,10 @@ void Log::stamp() {
     std::strftime(stamp_, sizeof stamp_, "%Y-%m-%dT%H:%M:%S.", &tm);
     stamp_second_ = now.tv_sec;
   }
-  fmt::format_to(stamp_ + 20, "{:06}Z ", now.tv_nsec / 1000);
+  auto micros = now.tv_nsec / 1000;
+  for (int i = 25; i >= 20; --i, micros /= 10) stamp_[i] = static_cast<char>('0' + micros % 10);
+  stamp_[26] = 'Z';
+  stamp_[27] = ' ';
   stamp_[28] = '\0';
 }
 

@@ -66,6 +66,7 @@ void Session::start() {
   asio::error_code ec;
   auto remote = socket_.remote_endpoint(ec);
   socket_.set_option(tcp::no_delay(true), ec);
+  socket_.non_blocking(true, ec);  // send() writes directly and must never block
   herd_.log().event(who_, fmt::format("connected from {}:{}", remote.address().to_string(), remote.port()));
   asio::co_spawn(socket_.get_executor(), reader(), asio::detached);
   asio::co_spawn(socket_.get_executor(), writer(), asio::detached);
@@ -122,10 +123,15 @@ awaitable<void> Session::reader() {
       handle(input_.rest(), ops_);
     }
     if (!ops_.empty()) {
-      co_await herd_.async_apply(ops_, self, asio::use_awaitable);
+      bool applied = false;
+      herd_.apply(ops_, self, socket_.get_executor(), [this, self, &applied] {
+        applied = true;
+        wake_reader_.notify();
+      });
+      while (!applied) co_await wake_reader_.wait();
       answer_lookups(ops_);
     }
-    wake_writer_.notify();
+    send();
     while (!done && !write_failed_ && outbox_.size() + sending_.size() + texts_.size() > max_unsent)
       co_await wake_reader_.wait();
   }
@@ -222,7 +228,22 @@ void Session::complete(std::uint64_t reply, std::string_view text) {
     moved = true;
   }
   if (waiting_.empty()) texts_.clear();
-  if (moved) wake_writer_.notify();
+  if (moved) send();
+}
+
+// Writes what is ready at once, without a round through the event loop, when the socket
+// takes it all (the usual case); whatever it does not take is left to the writer.
+void Session::send() {
+  if (writing_ || write_failed_ || outbox_.empty() || !socket_.is_open()) return;
+  asio::error_code error;
+  auto n = socket_.write_some(asio::buffer(outbox_), error);
+  if (n > 0) {
+    herd_.log().sent(who_, std::string_view(outbox_).substr(0, n));
+    outbox_.erase(0, n);
+  }
+  // The writer takes what is left, reports errors, and closes once input is done.
+  if (!outbox_.empty() || (error && error != asio::error::would_block) || input_done_)
+    wake_writer_.notify();
 }
 
 awaitable<void> Session::writer() {
@@ -235,7 +256,9 @@ awaitable<void> Session::writer() {
     }
     std::swap(outbox_, sending_);
     herd_.log().sent(who_, sending_);
+    writing_ = true;
     auto [error, n] = co_await asio::async_write(socket_, asio::buffer(sending_), as_result);
+    writing_ = false;
     sending_.clear();
     wake_reader_.notify();
     if (error) {

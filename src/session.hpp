@@ -55,6 +55,7 @@ class Session : public std::enable_shared_from_this<Session>, public Propagation
 
   awaitable<void> reader();
   awaitable<void> writer();
+  void send();
   awaitable<void> linger();
   void handle(std::string_view line, std::vector<StoreOp>& ops);
   bool handed_to_peer(std::string_view first_line);
@@ -80,6 +81,7 @@ class Session : public std::enable_shared_from_this<Session>, public Propagation
   std::uint64_t next_reply_ = 0;
   std::string outbox_, sending_;
   Signal wake_writer_, wake_reader_;
+  bool writing_ = false;  // the writer has a write in flight
   bool input_done_ = false;
   bool stopping_ = false;
   bool write_failed_ = false;
