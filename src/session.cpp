@@ -129,7 +129,9 @@ awaitable<void> Session::reader() {
         wake_reader_.notify();
       });
       while (!applied) co_await wake_reader_.wait();
+      in_batch_ = true;  // one write for the whole batch, below
       answer_lookups(ops_);
+      in_batch_ = false;
     }
     send();
     while (!done && !write_failed_ && outbox_.size() + sending_.size() + texts_.size() > max_unsent)
@@ -228,7 +230,7 @@ void Session::complete(std::uint64_t reply, std::string_view text) {
     moved = true;
   }
   if (waiting_.empty()) texts_.clear();
-  if (moved) send();
+  if (moved && !in_batch_) send();
 }
 
 // Writes what is ready at once, without a round through the event loop, when the socket

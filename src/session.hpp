@@ -81,7 +81,8 @@ class Session : public std::enable_shared_from_this<Session>, public Propagation
   std::uint64_t next_reply_ = 0;
   std::string outbox_, sending_;
   Signal wake_writer_, wake_reader_;
-  bool writing_ = false;  // the writer has a write in flight
+  bool writing_ = false;   // the writer has a write in flight
+  bool in_batch_ = false;  // answering a batch: replies go out together at its end
   bool input_done_ = false;
   bool stopping_ = false;
   bool write_failed_ = false;
