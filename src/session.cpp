@@ -241,7 +241,8 @@ void Session::send() {
   auto n = socket_.write_some(asio::buffer(outbox_), error);
   if (n > 0) {
     herd_.log().sent(who_, std::string_view(outbox_).substr(0, n));
-    outbox_.erase(0, n);
+    if (n == outbox_.size()) outbox_.clear();
+    else outbox_.erase(0, n);
   }
   // The writer takes what is left, reports errors, and closes once input is done.
   if (!outbox_.empty() || (error && error != asio::error::would_block) || input_done_)
