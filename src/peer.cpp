@@ -170,8 +170,10 @@ awaitable<void> PeerLink::run(tcp::socket socket, std::string buffered, std::str
   asio::co_spawn(herd_.strand(), watchdog(c), asio::detached);
 
   LineBuffer input;
-  std::memcpy(input.prepare(buffered.size()), buffered.data(), buffered.size());
-  input.commit(buffered.size());
+  if (!buffered.empty()) {  // what came with the handshake
+    std::memcpy(input.prepare(buffered.size()), buffered.data(), buffered.size());
+    input.commit(buffered.size());
+  }
   std::string why = "connection closed by the neighbor";
   while (!c->closed) {
     while (auto line = input.next_line()) handle(c, *line);

@@ -56,6 +56,7 @@ def port_in_use(server):
 def herdctl_send(server, herdctl):
     herd = Herd(server).start()
     try:
+        herd.wait_linked()
         ok = run([herdctl, "--config", herd.config, "send", "Goloman", "IAMAT ctl.example +1+1 1520023934.5"])
         assert ok.returncode == 0 and ok.stdout.startswith("AT Goloman "), ok
         piped = run([herdctl, "--config", herd.config, "send", "Hands"],
