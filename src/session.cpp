@@ -190,8 +190,9 @@ void Session::answer_lookups(std::vector<StoreOp>& ops) {
     places::NearbyQuery query{where.lat, where.lng, slot.radius_km, slot.bound};
     places_.nearby(query, [self = shared_from_this(), reply = op.reply,
                            at_line = std::move(op.location.at_line)](std::string json) mutable {
-      std::string text = std::move(at_line);
-      text.append("\n").append(json).append("\n\n");
+      std::string text;
+      text.reserve(at_line.size() + json.size() + 3);
+      text.append(at_line).append("\n").append(json).append("\n\n");
       asio::dispatch(self->socket_.get_executor(), [self, reply, text = std::move(text)]() mutable {
         self->complete(reply, text);
       });

@@ -12,6 +12,12 @@
 namespace herd::places {
 namespace {
 
+// A parser keeps its buffers between documents; making one per answer costs more than parsing.
+simdjson::dom::parser& reusable_parser() {
+  thread_local simdjson::dom::parser parser;
+  return parser;
+}
+
 constexpr std::string_view kUnknownError = "UNKNOWN_ERROR";
 
 std::string url_encode(std::string_view text) {
@@ -238,7 +244,7 @@ std::string translate_new(const UpstreamResponse& response, const NearbyQuery& q
   if (auto failure = transport_failure(response)) {
     return error_reply(kUnknownError, std::move(*failure), api_key);
   }
-  simdjson::dom::parser parser;
+  auto& parser = reusable_parser();
   simdjson::dom::element body;
   if (parser.parse(response.body).get(body) != simdjson::SUCCESS) {
     return error_reply(kUnknownError, unreadable(response, false), api_key);
@@ -261,7 +267,7 @@ std::string trim_legacy(const UpstreamResponse& response, const NearbyQuery& que
   if (auto failure = transport_failure(response)) {
     return error_reply(kUnknownError, std::move(*failure), api_key);
   }
-  simdjson::dom::parser parser;
+  auto& parser = reusable_parser();
   simdjson::dom::element body;
   if (parser.parse(response.body).get(body) != simdjson::SUCCESS) {
     return error_reply(kUnknownError, unreadable(response, false), api_key);

@@ -1,5 +1,6 @@
 #include "places/legacy_json.hpp"
 
+#include <array>
 #include <cmath>
 #include <iterator>
 
@@ -51,11 +52,13 @@ void write_number(std::string& out, double value) {
     out += "null";
     return;
   }
-  fmt::format_to(std::back_inserter(out), "{}", value);  // shortest text that reads back the same
+  char text[32];
+  out.append(text, fmt::format_to(text, "{}", value));  // shortest text that reads back the same
 }
 
 void write_integer(std::string& out, std::int64_t value) {
-  fmt::format_to(std::back_inserter(out), "{}", value);
+  char text[24];
+  out.append(text, fmt::format_to(text, "{}", value));
 }
 
 // jsoncpp's rule: `[ a, b ]` on one line while it stays short, else one item a line.
@@ -172,6 +175,7 @@ template <class WriteResult>
 std::string write_reply(const PlacesReply& reply, std::size_t result_count,
                         WriteResult write_result) {
   std::string out;
+  out.reserve(256 + 640 * result_count);  // about what a Google result takes
   Lines top(out, 0, '{');
   top.key("html_attributions");
   write_string_array(out, reply.html_attributions, 1);
@@ -296,9 +300,21 @@ void write_pretty(std::string& out, simdjson::dom::element value, int depth) {
   }
 }
 
+// Printable ASCII that needs no escape: copied in runs, the common case by far.
+constexpr auto plain_ascii_table = [] {
+  std::array<bool, 256> table{};
+  for (int c = 0x20; c < 0x7f; ++c) table[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&';
+  return table;
+}();
+inline bool plain_ascii(char c) { return plain_ascii_table[static_cast<unsigned char>(c)]; }
+
 void write_json_string(std::string& out, std::string_view text) {
   out += '"';
   for (std::size_t i = 0; i < text.size();) {
+    std::size_t run = i;
+    while (run < text.size() && plain_ascii(text[run])) ++run;
+    out.append(text.data() + i, run - i);
+    if ((i = run) == text.size()) break;
     const auto byte = static_cast<unsigned char>(text[i]);
     if (byte >= 0x80) {
       const std::size_t length = utf8_sequence_length(text.substr(i));
