@@ -2,6 +2,7 @@
 
 #include <asio/bind_executor.hpp>
 #include <asio/dispatch.hpp>
+#include <asio/post.hpp>
 #include <fmt/format.h>
 
 #include "places/legacy_json.hpp"
@@ -101,14 +102,21 @@ void GoogleProvider::run(std::shared_ptr<Flight> flight) {
                                      response.transport_error.empty() ? fmt::format("HTTP {}", response.http_status)
                                                                       : response.transport_error,
                                      took.count()));
-    answer(flight, response);
+    answer(flight, std::move(response));
     forget(flight);
     launch_queued();
   }));
 }
 
-void GoogleProvider::answer(const std::shared_ptr<Flight>& flight, const UpstreamResponse& response) {
-  for (auto& waiter : flight->waiters) waiter.done(translate(response, waiter.query));
+// Translating is most of the work of a lookup; it runs off the strand, so with several
+// threads the answers to several lookups are written at once.
+void GoogleProvider::answer(const std::shared_ptr<Flight>& flight, UpstreamResponse response) {
+  auto shared = std::make_shared<const UpstreamResponse>(std::move(response));
+  for (auto& waiter : flight->waiters) {
+    asio::post(strand_.get_inner_executor(), [this, shared, waiter = std::move(waiter)] {
+      waiter.done(translate(*shared, waiter.query));
+    });
+  }
   flight->waiters.clear();
 }
 

@@ -53,7 +53,7 @@ class GoogleProvider : public Provider {
   void join_or_start(Waiter waiter);
   void launch_queued();
   void run(std::shared_ptr<Flight> flight);
-  void answer(const std::shared_ptr<Flight>& flight, const UpstreamResponse& response);
+  void answer(const std::shared_ptr<Flight>& flight, UpstreamResponse response);
   void forget(const std::shared_ptr<Flight>& flight);
   UpstreamRequest build(const NearbyQuery& query) const;
   std::string translate(const UpstreamResponse& response, const NearbyQuery& query) const;
