@@ -8,6 +8,7 @@
 #include <cstring>
 #include <ctime>
 #include <stdexcept>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -78,11 +79,15 @@ void Log::event(std::string_view who, std::string_view text) { append(who, "-", 
 void Log::append(std::string_view who, std::string_view direction, std::string_view text) {
   std::lock_guard lock(mutex_);
   stamp();
-  prefix_.assign(stamp_).append(who).append(" ").append(direction).append(" ");
+  // "timestamp who direction " starts every line of the entry; later lines copy the first's.
+  const auto prefix_at = buffer_.size();
+  buffer_.append(stamp_, 28).append(who).append(" ").append(direction).append(" ");
+  const auto prefix_size = buffer_.size() - prefix_at;
+  bool first = true;
   do {
     auto end = text.find('\n');
     auto line = text.substr(0, end);
-    buffer_.append(prefix_);
+    if (!std::exchange(first, false)) buffer_.append(buffer_, prefix_at, prefix_size);
     append_escaped(buffer_, line);
     buffer_.push_back('\n');
     text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);

@@ -35,7 +35,6 @@ class Log {
   std::FILE* file_ = nullptr;
   std::mutex mutex_;
   std::string buffer_;
-  std::string prefix_;  // the current entry's "timestamp who direction "
   long stamp_second_ = -1;
   char stamp_[32] = {};
 };

@@ -103,7 +103,7 @@ int run(const Options& options) {
   asio::io_context io(options.threads);
   auto places = herd::places::make_provider(config.places, io, log);
   herd::Herd herd(io, config, self, log);
-  herd::Server server(io, self, herd, *places, sessions);
+  herd::Server server(io, self, herd, *places, sessions, options.threads);
   server.listen();
 
   std::string neighbors;

@@ -7,8 +7,14 @@
 namespace herd {
 
 Server::Server(asio::io_context& io, const ServerConfig& self, Herd& herd, places::Provider& places,
-               SessionRegistry& sessions)
-    : io_(io), self_(self), herd_(herd), places_(places), acceptor_(io), sessions_(sessions) {}
+               SessionRegistry& sessions, int threads)
+    : io_(io),
+      self_(self),
+      herd_(herd),
+      places_(places),
+      acceptor_(io),
+      sessions_(sessions),
+      one_thread_(threads == 1) {}
 
 void Server::listen() {
   auto where = fmt::format("{}:{}", self_.host, self_.port);
@@ -37,7 +43,10 @@ void Server::stop() {
 awaitable<void> Server::accept() {
   using namespace std::chrono_literals;
   while (acceptor_.is_open()) {
-    auto [error, socket] = co_await acceptor_.async_accept(asio::make_strand(io_), as_result);
+    // A session's reader and writer share a strand; with one thread the loop itself is one.
+    auto executor = one_thread_ ? asio::any_io_executor(io_.get_executor())
+                                : asio::any_io_executor(asio::make_strand(io_));
+    auto [error, socket] = co_await acceptor_.async_accept(executor, as_result);
     if (error == asio::error::operation_aborted || !acceptor_.is_open()) break;
     if (error) {  // out of file descriptors, say: note it and give the system a moment
       herd_.log().event("server", "accept failed: " + error.message());

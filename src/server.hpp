@@ -15,7 +15,7 @@ class Server {
  public:
   // `sessions` outlives the io_context: sessions still pending when it is destroyed leave it.
   Server(asio::io_context& io, const ServerConfig& self, Herd& herd, places::Provider& places,
-         SessionRegistry& sessions);
+         SessionRegistry& sessions, int threads);
 
   // Binds and listens; throws std::runtime_error naming the address when it cannot.
   void listen();
@@ -33,6 +33,7 @@ class Server {
   places::Provider& places_;
   tcp::acceptor acceptor_;
   SessionRegistry& sessions_;
+  bool one_thread_;
   std::uint64_t next_session_ = 1;
 };
 
