@@ -30,8 +30,8 @@ std::optional<std::int64_t> parse_unsigned(std::string_view s, std::size_t max_d
   for (char c : s) {
     if (!is_digit(c)) return std::nullopt;
     significant += value != 0 || c != '0';
+    if (significant > max_digits) return std::nullopt;  // before it could overflow
     value = value * 10 + (c - '0');
-    if (significant > max_digits) return std::nullopt;
   }
   return value;
 }

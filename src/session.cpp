@@ -116,7 +116,7 @@ awaitable<void> Session::reader() {
     if (overlong) {
       // Answered as invalid, cut at the limit; nothing more is read from this connection.
       herd_.log().event(who_, fmt::format("line longer than {} bytes; closing", max_line_bytes));
-      add_reply(format_invalid(overlong->substr(0, max_line_bytes)).append("\n"), true);
+      add_reply(format_invalid(overlong->substr(0, max_line_bytes)), true);
       done = true;
     } else if (saw_eof_ && !input_.rest().empty()) {  // a last line may end at EOF without a newline
       herd_.log().received(who_, input_.rest());
@@ -160,18 +160,16 @@ void Session::handle(std::string_view line, std::vector<StoreOp>& ops) {
     auto location = make_location(herd_.name(), format_diff(received_at_, iamat->client_time),
                                   iamat->client, iamat->coords, iamat->time, iamat->client_time);
     auto reply = add_reply(location.at_line, false);
-    texts_.push_back('\n');
-    ++waiting_.back().size;
     ops.push_back({StoreOp::Kind::publish, {}, std::move(location), reply});
   } else if (auto whatsat = std::get_if<Whatsat>(&command)) {
     // The answer stays "? line" unless the client turns out to be known.
-    auto reply = add_reply(format_invalid(line).append("\n"), false);
+    auto reply = add_reply(format_invalid(line), false);
     auto& slot = waiting_.back();
     slot.radius_km = whatsat->radius_km;
     slot.bound = whatsat->bound;
     ops.push_back({StoreOp::Kind::lookup, whatsat->client, {}, reply});
   } else {
-    add_reply(format_invalid(line).append("\n"), true);
+    add_reply(format_invalid(line), true);
   }
 }
 
@@ -200,14 +198,14 @@ void Session::answer_lookups(std::vector<StoreOp>& ops) {
   }
 }
 
-std::uint64_t Session::add_reply(std::string_view text, bool ready) {
+std::uint64_t Session::add_reply(std::string_view line, bool ready) {
   auto number = next_reply_++;
   if (ready && waiting_.empty()) {
-    outbox_.append(text);
+    outbox_.append(line).push_back('\n');
     first_waiting_ = next_reply_;
   } else {
-    waiting_.push_back({texts_.size(), text.size(), ready});
-    texts_.append(text);
+    waiting_.push_back({texts_.size(), line.size() + 1, ready});
+    texts_.append(line).push_back('\n');
   }
   return number;
 }

@@ -60,8 +60,8 @@ class Session : public std::enable_shared_from_this<Session>, public Propagation
   void handle(std::string_view line, std::vector<StoreOp>& ops);
   bool handed_to_peer(std::string_view first_line);
   void answer_lookups(std::vector<StoreOp>& ops);
-  // `text` is the whole reply, newline included.
-  std::uint64_t add_reply(std::string_view text, bool ready);
+  // Queues a one-line reply (the newline is added); a WHATSAT's full text comes with complete().
+  std::uint64_t add_reply(std::string_view line, bool ready);
   void complete(std::uint64_t reply, std::string_view text = {});
 
   tcp::socket socket_;

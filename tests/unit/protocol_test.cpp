@@ -68,7 +68,8 @@ TEST_CASE("anything that is not a valid command is answered with ? and the line 
       "IAMAT k +34-118 1520023934.", "IAMAT k +34-118 .5", "IAMAT k +34-118 1e9",
       "IAMAT k +34-118 -1520023934", "IAMAT k +34-118 +1520023934",
       "IAMAT k +34-118 1520023934.1234567891", "IAMAT k +34-118 abc", "IAMAT k +34-118 15200x3934",
-      "IAMAT k +34-118 1000000000000000000000", "IAMAT k +34-118 1520023934,5",
+      "IAMAT k +34-118 1000000000000000000000", "IAMAT k +34-118 99999999999999999999.5",
+      "IAMAT k +34-118 1520023934,5",
       // bad radius or bound
       "WHATSAT kiwi 51 5", "WHATSAT kiwi 10 21", "WHATSAT kiwi -1 5", "WHATSAT kiwi 10 -1",
       "WHATSAT kiwi 1.5 5", "WHATSAT kiwi 10 2.0", "WHATSAT kiwi +10 5", "WHATSAT kiwi ten 5",
