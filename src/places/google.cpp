@@ -239,16 +239,23 @@ UpstreamRequest build_legacy_request(const NearbyQuery& query, std::string_view 
   return {.method = "GET", .url = std::move(url), .headers = {}, .body = {}};
 }
 
+namespace {
+// Parses the body into `body`; when there is no body to read (no answer at all, or not JSON)
+// returns the UNKNOWN_ERROR reply instead.
+std::optional<std::string> unusable(const UpstreamResponse& response, simdjson::dom::element& body,
+                                    std::string_view api_key) {
+  if (auto failure = transport_failure(response))
+    return error_reply(kUnknownError, std::move(*failure), api_key);
+  if (reusable_parser().parse(response.body).get(body) != simdjson::SUCCESS)
+    return error_reply(kUnknownError, unreadable(response, false), api_key);
+  return std::nullopt;
+}
+}  // namespace
+
 std::string translate_new(const UpstreamResponse& response, const NearbyQuery& query,
                           std::string_view api_key) {
-  if (auto failure = transport_failure(response)) {
-    return error_reply(kUnknownError, std::move(*failure), api_key);
-  }
-  auto& parser = reusable_parser();
   simdjson::dom::element body;
-  if (parser.parse(response.body).get(body) != simdjson::SUCCESS) {
-    return error_reply(kUnknownError, unreadable(response, false), api_key);
-  }
+  if (auto failed = unusable(response, body, api_key)) return *failed;
   simdjson::dom::object error;
   if (body["error"].get(error) == simdjson::SUCCESS) {
     return new_error_reply(error, response.http_status, api_key);
@@ -264,14 +271,8 @@ std::string translate_new(const UpstreamResponse& response, const NearbyQuery& q
 
 std::string trim_legacy(const UpstreamResponse& response, const NearbyQuery& query,
                         std::string_view api_key) {
-  if (auto failure = transport_failure(response)) {
-    return error_reply(kUnknownError, std::move(*failure), api_key);
-  }
-  auto& parser = reusable_parser();
   simdjson::dom::element body;
-  if (parser.parse(response.body).get(body) != simdjson::SUCCESS) {
-    return error_reply(kUnknownError, unreadable(response, false), api_key);
-  }
+  if (auto failed = unusable(response, body, api_key)) return *failed;
   simdjson::dom::object object;
   std::string_view status;
   if (body.get(object) != simdjson::SUCCESS || object["status"].get(status) != simdjson::SUCCESS) {
