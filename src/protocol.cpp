@@ -1,6 +1,10 @@
 #include "protocol.hpp"
 
 #include <charconv>
+#include <cstring>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 namespace herd {
 namespace {
@@ -147,13 +151,31 @@ bool is_diff(std::string_view text) {
          all_digits(text.substr(1, point - 1)) && all_digits(text.substr(point + 1));
 }
 
+// The end of the field starting at `i`: the next separator or the end of the line.
+std::size_t field_end(std::string_view line, std::size_t i) {
+#ifdef __SSE2__
+  // Separators are all at most ' ': look sixteen bytes at a time for any such byte.
+  const __m128i space = _mm_set1_epi8(' ');
+  for (; i + 16 <= line.size(); i += 16) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(line.data() + i));
+    auto mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v, space), v)));
+    for (; mask != 0; mask &= mask - 1) {
+      auto at = i + static_cast<std::size_t>(__builtin_ctz(mask));
+      if (is_space(line[at])) return at;
+    }
+  }
+#endif
+  while (i < line.size() && !is_space(line[i])) ++i;
+  return i;
+}
+
 Fields split_fields(std::string_view line) {
   Fields fields;
   std::size_t i = 0;
   while (i < line.size()) {
     while (i < line.size() && is_space(line[i])) ++i;
     std::size_t start = i;
-    while (i < line.size() && !is_space(line[i])) ++i;
+    i = field_end(line, i);
     if (i == start) break;
     if (fields.count == Fields::capacity) {
       fields.count = Fields::capacity + 1;
@@ -202,8 +224,19 @@ std::string format_at(std::string_view server, std::string_view diff, std::strin
                       std::string_view coords, std::string_view time) {
   std::string line;
   line.reserve(10 + server.size() + diff.size() + client.size() + coords.size() + time.size());
-  line.append("AT ").append(server).append(" ").append(diff).append(" ").append(client);
-  line.append(" ").append(coords).append(" ").append(time);
+  line.resize(2 + 5 + server.size() + diff.size() + client.size() + coords.size() + time.size());
+  char* out = line.data();
+  auto put = [&out](std::string_view part, char after) {
+    std::memcpy(out, part.data(), part.size());
+    out += part.size();
+    if (after) *out++ = after;
+  };
+  put("AT", ' ');
+  put(server, ' ');
+  put(diff, ' ');
+  put(client, ' ');
+  put(coords, ' ');
+  put(time, 0);
   return line;
 }
 

@@ -164,3 +164,23 @@ TEST_CASE("peer messages: AT, PUT with an id, ACK", "[protocol]") {
   CAPTURE(bad);
   CHECK(std::holds_alternative<Invalid>(parse_peer_line(bad)));
 }
+
+TEST_CASE("fields split on runs of blanks, wherever they fall", "[protocol]") {
+  auto fields = [](std::string_view line) {
+    std::vector<std::string_view> out;
+    auto f = split_fields(line);
+    for (std::size_t i = 0; i < f.size(); ++i) out.push_back(f[i]);
+    return out;
+  };
+  using v = std::vector<std::string_view>;
+  CHECK(fields("") == v{});
+  CHECK(fields(" \t ") == v{});
+  CHECK(fields("a") == v{"a"});
+  CHECK(fields("  a  b\t\tc \r") == v{"a", "b", "c"});
+  // control characters other than the blanks belong to the field, also past sixteen bytes
+  CHECK(fields("a\x01" "bcdefghijklmnopqrstuvwxyz\x7f x") == v{"a\x01" "bcdefghijklmnopqrstuvwxyz\x7f", "x"});
+  CHECK(fields("0123456789abcdef\v0123456789abcdef\f0123456789abcdefg") ==
+        v{"0123456789abcdef", "0123456789abcdef", "0123456789abcdefg"});
+  CHECK(split_fields("a b c d e f g h").size() == 8);
+  CHECK(split_fields("a b c d e f g h i").size() == Fields::capacity + 1);
+}
