@@ -14,13 +14,20 @@ namespace {
 
 std::string_view type_name(toml::node_type type) {
   switch (type) {
-    case toml::node_type::table: return "a table";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a float";
-    case toml::node_type::boolean: return "a boolean";
-    default: return "a date or time";
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    default:
+      return "a date or time";
   }
 }
 
@@ -46,7 +53,8 @@ class Reader {
       if (std::find(known.begin(), known.end(), key.str()) != known.end()) continue;
       std::string names;
       for (auto k : known) names += fmt::format("{}{}", names.empty() ? "" : ", ", k);
-      fail(key.source(), join(prefix, key.str()), fmt::format("unknown key (expected one of: {})", names));
+      fail(key.source(), join(prefix, key.str()),
+           fmt::format("unknown key (expected one of: {})", names));
     }
   }
 
@@ -58,7 +66,8 @@ class Reader {
   std::int64_t integer(const toml::node& node, std::string_view key, std::int64_t min,
                        std::int64_t max) const {
     auto i = node.as_integer();
-    if (!i) fail(node.source(), key, fmt::format("expected an integer, got {}", type_name(node.type())));
+    if (!i)
+      fail(node.source(), key, fmt::format("expected an integer, got {}", type_name(node.type())));
     if (i->get() < min || i->get() > max)
       fail(node.source(), key, fmt::format("{} is out of range {}..{}", i->get(), min, max));
     return i->get();
@@ -67,7 +76,9 @@ class Reader {
   std::vector<std::pair<std::string, toml::source_region>> strings(const toml::node& node,
                                                                    std::string_view key) const {
     auto array = node.as_array();
-    if (!array) fail(node.source(), key, fmt::format("expected an array of strings, got {}", type_name(node.type())));
+    if (!array)
+      fail(node.source(), key,
+           fmt::format("expected an array of strings, got {}", type_name(node.type())));
     std::vector<std::pair<std::string, toml::source_region>> values;
     for (auto&& element : *array) values.emplace_back(string(element, key), element.source());
     return values;
@@ -83,8 +94,8 @@ class Reader {
 
 bool valid_server_name(std::string_view name) {
   return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_' || c == '.';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.';
   });
 }
 
@@ -102,8 +113,9 @@ void read_places(const Reader& r, const toml::table& t, const std::filesystem::p
     if (places.provider != "geonames" && places.provider != "google" &&
         places.provider != "google-legacy")
       r.fail(n->source(), "places.provider",
-             fmt::format("unknown provider \"{}\" (expected \"geonames\", \"google\" or \"google-legacy\")",
-                         places.provider));
+             fmt::format(
+                 "unknown provider \"{}\" (expected \"geonames\", \"google\" or \"google-legacy\")",
+                 places.provider));
   }
   if (auto n = t.get("data")) places.data = resolve(base, r.string(*n, "places.data"));
   if (auto n = t.get("endpoint")) places.endpoint = r.string(*n, "places.endpoint");
@@ -149,9 +161,8 @@ std::vector<ServerConfig> read_servers(const Reader& r, const toml::node& node) 
   std::vector<ServerEntry> entries;
   for (auto&& [name, server] : t) entries.push_back(read_server(r, name, server));
   if (entries.empty()) r.fail(node.source(), "servers", "no servers defined");
-  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
-    return a.where.begin.line < b.where.begin.line;
-  });
+  std::sort(entries.begin(), entries.end(),
+            [](const auto& a, const auto& b) { return a.where.begin.line < b.where.begin.line; });
 
   std::map<std::pair<std::string, std::uint16_t>, const ServerEntry*> ports;
   std::map<std::string, std::set<std::string>> links;
@@ -160,7 +171,8 @@ std::vector<ServerConfig> read_servers(const Reader& r, const toml::node& node) 
     if (!fresh)
       r.fail(e.port_where, "servers." + e.config.name + ".port",
              fmt::format("port {} on {} is already used by servers.{} (line {})", e.config.port,
-                         e.config.host, used->second->config.name, used->second->port_where.begin.line));
+                         e.config.host, used->second->config.name,
+                         used->second->port_where.begin.line));
     links[e.config.name];
     for (const auto& [peer, where] : e.talks_with) {
       std::string key = "servers." + e.config.name + ".talks_with";
@@ -219,7 +231,8 @@ Config parse_config(std::string_view text, const std::filesystem::path& file) {
     }
   }
   auto servers = root.get("servers");
-  if (!servers) throw ConfigError(fmt::format("{}: servers: no [servers.NAME] tables", file.string()));
+  if (!servers)
+    throw ConfigError(fmt::format("{}: servers: no [servers.NAME] tables", file.string()));
   config.servers = read_servers(r, *servers);
   return config;
 }

@@ -31,7 +31,9 @@ void Herd::stop() {
   });
 }
 
-bool Herd::is_neighbor(std::string_view server) const { return links_.contains(server); }
+bool Herd::is_neighbor(std::string_view server) const {
+  return links_.contains(server);
+}
 
 void Herd::attach_peer(std::string server, tcp::socket socket, std::string buffered) {
   asio::dispatch(strand_, [this, server = std::move(server), socket = std::move(socket),
@@ -41,7 +43,8 @@ void Herd::attach_peer(std::string server, tcp::socket socket, std::string buffe
   });
 }
 
-bool Herd::update(Location location, PeerLink* from, const std::shared_ptr<Propagation>& propagation) {
+bool Herd::update(Location location, PeerLink* from,
+                  const std::shared_ptr<Propagation>& propagation) {
   auto [outcome, kept] = store_.apply(std::move(location));
   if (outcome == Store::Outcome::unchanged) return false;
   for (auto& [name, link] : links_)
@@ -60,12 +63,14 @@ void Herd::apply(StoreOp& op, const std::shared_ptr<PropagationListener>& listen
   std::shared_ptr<Propagation> propagation;
   bool any_up = std::any_of(links_.begin(), links_.end(), [](auto& l) { return l.second->up(); });
   if (any_up)
-    propagation = std::make_shared<Propagation>([listener, reply = op.reply] { listener->propagated(reply); });
+    propagation = std::make_shared<Propagation>(
+        [listener, reply = op.reply] { listener->propagated(reply); });
   update(std::move(op.location), nullptr, propagation);
   op.propagating = propagation && propagation.use_count() > 1;
   if (!op.propagating) return;
   unconfirmed_.emplace_back(std::chrono::steady_clock::now() + confirmation_wait, propagation);
-  if (unconfirmed_.size() == 1) asio::co_spawn(strand_, give_up_slow_propagations(), asio::detached);
+  if (unconfirmed_.size() == 1)
+    asio::co_spawn(strand_, give_up_slow_propagations(), asio::detached);
 }
 
 awaitable<void> Herd::give_up_slow_propagations() {
@@ -73,7 +78,8 @@ awaitable<void> Herd::give_up_slow_propagations() {
     unconfirmed_timer_.expires_at(unconfirmed_.front().first);
     co_await unconfirmed_timer_.async_wait(as_result);
     auto now = std::chrono::steady_clock::now();
-    while (!unconfirmed_.empty() && (unconfirmed_.front().first <= now || unconfirmed_.front().second.expired())) {
+    while (!unconfirmed_.empty() &&
+           (unconfirmed_.front().first <= now || unconfirmed_.front().second.expired())) {
       if (auto propagation = unconfirmed_.front().second.lock()) propagation->finish();
       unconfirmed_.pop_front();
     }

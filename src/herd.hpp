@@ -48,11 +48,11 @@ class Propagation {
 struct StoreOp {
   enum class Kind { publish, lookup };
   Kind kind;
-  std::string_view client;     // lookup: valid until the batch completes
-  Location location;           // publish: the new record; lookup: the record found
-  std::uint64_t reply = 0;     // the session's reply slot, for the propagation listener
-  bool found = false;          // lookup: whether the client is known
-  bool propagating = false;    // publish: the listener will be told when neighbors have it
+  std::string_view client;   // lookup: valid until the batch completes
+  Location location;         // publish: the new record; lookup: the record found
+  std::uint64_t reply = 0;   // the session's reply slot, for the propagation listener
+  bool found = false;        // lookup: whether the client is known
+  bool propagating = false;  // publish: the listener will be told when neighbors have it
 };
 
 class Herd {
@@ -94,14 +94,14 @@ class Herd {
   void apply(StoreOp& op, const std::shared_ptr<PropagationListener>& listener);
   awaitable<void> give_up_slow_propagations();
 
-
   const ServerConfig& self_;
   Log& log_;
   Strand strand_;
   Store store_;
   std::map<std::string, std::shared_ptr<PeerLink>, std::less<>> links_;
   // Clients' updates still waiting for acknowledgements, oldest first.
-  std::deque<std::pair<std::chrono::steady_clock::time_point, std::weak_ptr<Propagation>>> unconfirmed_;
+  std::deque<std::pair<std::chrono::steady_clock::time_point, std::weak_ptr<Propagation>>>
+      unconfirmed_;
   asio::steady_timer unconfirmed_timer_;
 };
 

@@ -155,7 +155,8 @@ int send(const herd::Config& config, const std::vector<std::string>& args) {
   }
   std::string error;
   auto fd = connect_to(server, error);
-  if (!fd) fail(fmt::format("cannot reach {} at {}:{}: {}", server.name, server.host, server.port, error));
+  if (!fd)
+    fail(fmt::format("cannot reach {} at {}:{}: {}", server.name, server.host, server.port, error));
   for (std::size_t sent = 0; sent < request.size();) {
     auto n = write(*fd, request.data() + sent, request.size() - sent);
     if (n <= 0) fail(fmt::format("writing to {}: {}", server.name, std::strerror(errno)));
@@ -167,7 +168,8 @@ int send(const herd::Config& config, const std::vector<std::string>& args) {
   char buffer[64 * 1024];
   for (;;) {
     pollfd p{*fd, POLLIN, 0};
-    if (poll(&p, 1, 10'000) == 0) fail(fmt::format("{} did not finish answering within 10 s", server.name));
+    if (poll(&p, 1, 10'000) == 0)
+      fail(fmt::format("{} did not finish answering within 10 s", server.name));
     auto n = read(*fd, buffer, sizeof buffer);
     if (n < 0) fail(fmt::format("reading from {}: {}", server.name, std::strerror(errno)));
     if (n == 0) break;
@@ -196,7 +198,8 @@ std::string find_server_bin(const std::string& given) {
   std::error_code ec;
   auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (!ec) {
-    for (auto candidate : {self.parent_path() / "herd-server", self.parent_path() / ".." / "herd-server"})
+    for (auto candidate :
+         {self.parent_path() / "herd-server", self.parent_path() / ".." / "herd-server"})
       if (access(candidate.c_str(), X_OK) == 0) return candidate.lexically_normal();
   }
   return "herd-server";  // from PATH
@@ -266,7 +269,9 @@ int up(const herd::Config& config, const Options& options) {
   if (chosen.empty())
     for (const auto& s : config.servers) chosen.push_back(&s);
   for (const auto* s : chosen)
-    if (listening(*s)) fail(fmt::format("{}:{} ({}) is already in use; is the herd already up?", s->host, s->port, s->name));
+    if (listening(*s))
+      fail(fmt::format("{}:{} ({}) is already in use; is the herd already up?", s->host, s->port,
+                       s->name));
 
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -282,7 +287,8 @@ int up(const herd::Config& config, const Options& options) {
   for (const auto& c : children) {
     while (!listening(*c.server)) {
       timespec no_wait{};
-      if (sigtimedwait(&stop_signals, nullptr, &no_wait) > 0 || reap(children, true) < static_cast<int>(children.size())) {
+      if (sigtimedwait(&stop_signals, nullptr, &no_wait) > 0 ||
+          reap(children, true) < static_cast<int>(children.size())) {
         stop_all(children);
         fail("the herd did not start");
       }
@@ -299,9 +305,11 @@ int up(const herd::Config& config, const Options& options) {
     fmt::print("{:<12} {:<22} {}\n", c.server->name,
                fmt::format("{}:{}", c.server->host, c.server->port), neighbors_of(*c.server));
   const auto& first = *children.front().server;
-  fmt::print("\nlogs: {}\ntry:  {} --config {} send {} \"IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 $(date +%s.%N)\"\n",
-             config.log_dir.string(), std::filesystem::read_symlink("/proc/self/exe").string(),
-             options.config, first.name);
+  fmt::print(
+      "\nlogs: {}\ntry:  {} --config {} send {} \"IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 "
+      "$(date +%s.%N)\"\n",
+      config.log_dir.string(), std::filesystem::read_symlink("/proc/self/exe").string(),
+      options.config, first.name);
   fmt::print("Ctrl-C stops every server.\n");
   std::fflush(stdout);
 
@@ -328,10 +336,14 @@ int main(int argc, char** argv) {
     return options.help ? 0 : 2;
   }
   if (options.help) {
-    if (options.command == "up") fmt::print("{}", up_usage);
-    else if (options.command == "send") fmt::print("{}", send_usage);
-    else if (options.command == "status") fmt::print("{}", status_usage);
-    else fmt::print("{}", usage);
+    if (options.command == "up")
+      fmt::print("{}", up_usage);
+    else if (options.command == "send")
+      fmt::print("{}", send_usage);
+    else if (options.command == "status")
+      fmt::print("{}", status_usage);
+    else
+      fmt::print("{}", usage);
     return 0;
   }
   try {

@@ -30,8 +30,10 @@ const char* find_special(const char* p, const char* end) {
   for (; end - p >= 16; p += 16) {
     __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
     __m128i control = _mm_cmpeq_epi8(_mm_min_epu8(v, below_space), v);
-    __m128i special = _mm_or_si128(control, _mm_or_si128(_mm_cmpeq_epi8(v, del), _mm_cmpeq_epi8(v, backslash)));
-    if (int mask = _mm_movemask_epi8(special)) return p + __builtin_ctz(static_cast<unsigned>(mask));
+    __m128i special =
+        _mm_or_si128(control, _mm_or_si128(_mm_cmpeq_epi8(v, del), _mm_cmpeq_epi8(v, backslash)));
+    if (int mask = _mm_movemask_epi8(special))
+      return p + __builtin_ctz(static_cast<unsigned>(mask));
   }
 #endif
   while (p < end && plain(*p)) ++p;
@@ -63,7 +65,8 @@ Log::Log(const std::filesystem::path& file) : path_(file) {
   if (file.has_parent_path()) std::filesystem::create_directories(file.parent_path(), ec);
   file_ = std::fopen(file.c_str(), "ab");
   if (!file_)
-    throw std::runtime_error(fmt::format("cannot open log file {}: {}", file.string(), std::strerror(errno)));
+    throw std::runtime_error(
+        fmt::format("cannot open log file {}: {}", file.string(), std::strerror(errno)));
   buffer_.reserve(flush_threshold * 2);
 }
 
@@ -72,9 +75,15 @@ Log::~Log() {
   std::fclose(file_);
 }
 
-void Log::received(std::string_view who, std::string_view text) { append(who, "<", text); }
-void Log::sent(std::string_view who, std::string_view text) { append(who, ">", text); }
-void Log::event(std::string_view who, std::string_view text) { append(who, "-", text); }
+void Log::received(std::string_view who, std::string_view text) {
+  append(who, "<", text);
+}
+void Log::sent(std::string_view who, std::string_view text) {
+  append(who, ">", text);
+}
+void Log::event(std::string_view who, std::string_view text) {
+  append(who, "-", text);
+}
 
 void Log::append(std::string_view who, std::string_view direction, std::string_view text) {
   std::lock_guard lock(mutex_);

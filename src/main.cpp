@@ -108,9 +108,9 @@ int run(const Options& options) {
 
   std::string neighbors;
   for (const auto& n : self.neighbors) neighbors += (neighbors.empty() ? "" : ", ") + n;
-  log.event("server", fmt::format("{} listening on {}:{}; neighbors: {}; places: {}", self.name,
-                                  self.host, self.port, neighbors.empty() ? "none" : neighbors,
-                                  config.places.provider));
+  log.event("server",
+            fmt::format("{} listening on {}:{}; neighbors: {}; places: {}", self.name, self.host,
+                        self.port, neighbors.empty() ? "none" : neighbors, config.places.provider));
   fmt::print("{} listening on {}:{} (neighbors: {})\n", self.name, self.host, self.port,
              neighbors.empty() ? "none" : neighbors);
   std::fflush(stdout);

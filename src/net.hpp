@@ -16,7 +16,8 @@ inline constexpr auto as_result = asio::experimental::as_tuple(asio::use_awaitab
 // A timer used as a condition variable: wait() until notify() cancels it.
 class Signal {
  public:
-  explicit Signal(const asio::any_io_executor& ex) : timer_(ex, asio::steady_timer::time_point::max()) {}
+  explicit Signal(const asio::any_io_executor& ex)
+      : timer_(ex, asio::steady_timer::time_point::max()) {}
   awaitable<void> wait() { co_await timer_.async_wait(as_result); }
   void notify() { timer_.cancel(); }
 

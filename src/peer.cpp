@@ -5,8 +5,8 @@
 
 #include <random>
 
-#include <asio/experimental/awaitable_operators.hpp>
 #include <fmt/format.h>
+#include <asio/experimental/awaitable_operators.hpp>
 
 #include "herd.hpp"
 #include "line_buffer.hpp"
@@ -105,8 +105,9 @@ awaitable<void> PeerLink::dial() {
     tcp::socket socket(executor);
     auto [resolve_error, endpoints] =
         co_await resolver.async_resolve(neighbor_.host, std::to_string(neighbor_.port), as_result);
-    auto [error, endpoint] = resolve_error ? std::tuple(resolve_error, tcp::endpoint())
-                                           : co_await asio::async_connect(socket, endpoints, as_result);
+    auto [error, endpoint] = resolve_error
+                                 ? std::tuple(resolve_error, tcp::endpoint())
+                                 : co_await asio::async_connect(socket, endpoints, as_result);
     if (stopped_) break;
     std::string buffered;
     if (error) {
@@ -133,9 +134,10 @@ awaitable<bool> PeerLink::handshake(tcp::socket& socket, std::string& buffered) 
     co_return false;
   }
   asio::steady_timer timeout(socket.get_executor(), handshake_timeout);
-  auto answer = co_await (
-      asio::async_read_until(socket, asio::dynamic_buffer(buffered, max_line_bytes), '\n', as_result) ||
-      timeout.async_wait(as_result));
+  auto answer =
+      co_await (asio::async_read_until(socket, asio::dynamic_buffer(buffered, max_line_bytes), '\n',
+                                       as_result) ||
+                timeout.async_wait(as_result));
   if (answer.index() == 1) {
     herd_.log().event(who_, "no answer to the handshake within 3 s");
     co_return false;
@@ -181,7 +183,8 @@ awaitable<void> PeerLink::run(tcp::socket socket, std::string buffered, std::str
       why = "line too long";
       break;
     }
-    auto [error, n] = co_await c->socket.async_read_some(asio::buffer(input.prepare(64 * 1024), 64 * 1024), as_result);
+    auto [error, n] = co_await c->socket.async_read_some(
+        asio::buffer(input.prepare(64 * 1024), 64 * 1024), as_result);
     if (error) {
       if (error != asio::error::eof) why = error.message();
       break;
@@ -198,9 +201,10 @@ void PeerLink::handle(const std::shared_ptr<Connection>& c, std::string_view lin
     herd_.update(location_of(*at), this, nullptr);
   } else if (auto put = std::get_if<PeerPut>(&message)) {
     std::weak_ptr<Connection> from = c;
-    auto propagation = std::make_shared<Propagation>([self = shared_from_this(), from, id = put->id] {
-      if (auto c = from.lock(); c && !c->closed) self->enqueue(*c, fmt::format("ACK {}", id));
-    });
+    auto propagation =
+        std::make_shared<Propagation>([self = shared_from_this(), from, id = put->id] {
+          if (auto c = from.lock(); c && !c->closed) self->enqueue(*c, fmt::format("ACK {}", id));
+        });
     herd_.update(location_of(put->at), this, propagation);
   } else if (auto ack = std::get_if<PeerAck>(&message)) {
     c->unacked.erase(ack->id);
@@ -248,7 +252,8 @@ awaitable<void> PeerLink::watchdog(std::shared_ptr<Connection> c) {
 
 void PeerLink::enqueue(Connection& c, std::string_view line) {
   if (c.closed) return;
-  if (c.outbox.size() > max_outbox) return close(c, "the neighbor is not reading; dropping the link");
+  if (c.outbox.size() > max_outbox)
+    return close(c, "the neighbor is not reading; dropping the link");
   c.outbox.append(line).push_back('\n');
   c.wake.notify();
 }

@@ -9,7 +9,9 @@
 namespace herd {
 namespace {
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 // Field separators, looked up rather than compared: this runs for every byte of every line.
 constexpr auto spaces = [] {
@@ -17,7 +19,9 @@ constexpr auto spaces = [] {
   for (unsigned char c : {' ', '\t', '\r', '\v', '\f'}) table[c] = true;
   return table;
 }();
-bool is_space(char c) { return spaces[static_cast<unsigned char>(c)]; }
+bool is_space(char c) {
+  return spaces[static_cast<unsigned char>(c)];
+}
 
 bool all_digits(std::string_view s) {
   if (s.empty()) return false;
@@ -107,7 +111,8 @@ std::optional<Timestamp> parse_time(std::string_view text) {
   auto seconds = parse_unsigned(whole, 18);
   if (!seconds) return std::nullopt;
   std::int32_t nanos = 0;
-  for (std::size_t i = 0; i < 9; ++i) nanos = nanos * 10 + (i < fraction.size() ? fraction[i] - '0' : 0);
+  for (std::size_t i = 0; i < 9; ++i)
+    nanos = nanos * 10 + (i < fraction.size() ? fraction[i] - '0' : 0);
   return Timestamp{*seconds, nanos};
 }
 

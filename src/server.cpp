@@ -30,7 +30,9 @@ void Server::listen() {
   }
 }
 
-void Server::start() { asio::co_spawn(acceptor_.get_executor(), accept(), asio::detached); }
+void Server::start() {
+  asio::co_spawn(acceptor_.get_executor(), accept(), asio::detached);
+}
 
 void Server::stop() {
   asio::post(acceptor_.get_executor(), [this] {
@@ -54,7 +56,8 @@ awaitable<void> Server::accept() {
       co_await pause.async_wait(as_result);
       continue;
     }
-    std::make_shared<Session>(std::move(socket), next_session_++, herd_, places_, sessions_)->start();
+    std::make_shared<Session>(std::move(socket), next_session_++, herd_, places_, sessions_)
+        ->start();
   }
 }
 

@@ -2,8 +2,8 @@
 
 #include <ctime>
 
-#include <asio/experimental/awaitable_operators.hpp>
 #include <fmt/format.h>
+#include <asio/experimental/awaitable_operators.hpp>
 
 namespace herd {
 namespace {
@@ -59,7 +59,9 @@ Session::Session(tcp::socket socket, std::uint64_t id, Herd& herd, places::Provi
       wake_writer_(socket_.get_executor()),
       wake_reader_(socket_.get_executor()) {}
 
-Session::~Session() { registry_.remove(id_); }
+Session::~Session() {
+  registry_.remove(id_);
+}
 
 void Session::start() {
   registry_.add(id_, weak_from_this());
@@ -67,7 +69,8 @@ void Session::start() {
   auto remote = socket_.remote_endpoint(ec);
   socket_.set_option(tcp::no_delay(true), ec);
   socket_.non_blocking(true, ec);  // send() writes directly and must never block
-  herd_.log().event(who_, fmt::format("connected from {}:{}", remote.address().to_string(), remote.port()));
+  herd_.log().event(
+      who_, fmt::format("connected from {}:{}", remote.address().to_string(), remote.port()));
   asio::co_spawn(socket_.get_executor(), reader(), asio::detached);
   asio::co_spawn(socket_.get_executor(), writer(), asio::detached);
 }
@@ -81,7 +84,8 @@ void Session::stop() {
 }
 
 void Session::propagated(std::uint64_t reply) {
-  asio::dispatch(socket_.get_executor(), [self = shared_from_this(), reply] { self->complete(reply); });
+  asio::dispatch(socket_.get_executor(),
+                 [self = shared_from_this(), reply] { self->complete(reply); });
 }
 
 awaitable<void> Session::reader() {
@@ -89,7 +93,8 @@ awaitable<void> Session::reader() {
   bool first_line = true;
   bool done = false;
   while (!done) {
-    auto [error, n] = co_await socket_.async_read_some(asio::buffer(input_.prepare(read_size), read_size), as_result);
+    auto [error, n] = co_await socket_.async_read_some(
+        asio::buffer(input_.prepare(read_size), read_size), as_result);
     received_at_ = now();
     if (!error) input_.commit(n);
     done = error || stopping_;
@@ -111,14 +116,16 @@ awaitable<void> Session::reader() {
       handle(*line, ops_);
     }
     if (logged_from)
-      herd_.log().received(who_, {logged_from, static_cast<std::size_t>(last.data() + last.size() - logged_from)});
+      herd_.log().received(
+          who_, {logged_from, static_cast<std::size_t>(last.data() + last.size() - logged_from)});
     if (!overlong && input_.rest().size() > max_line_bytes) overlong = input_.rest();
     if (overlong) {
       // Answered as invalid, cut at the limit; nothing more is read from this connection.
       herd_.log().event(who_, fmt::format("line longer than {} bytes; closing", max_line_bytes));
       add_reply(format_invalid(overlong->substr(0, max_line_bytes)), true);
       done = true;
-    } else if (saw_eof_ && !input_.rest().empty()) {  // a last line may end at EOF without a newline
+    } else if (saw_eof_ &&
+               !input_.rest().empty()) {  // a last line may end at EOF without a newline
       herd_.log().received(who_, input_.rest());
       handle(input_.rest(), ops_);
     }
@@ -147,7 +154,8 @@ bool Session::handed_to_peer(std::string_view first_line) {
   auto hello = std::get_if<PeerHello>(&command);
   if (!hello || !herd_.is_neighbor(hello->server)) return false;
   herd_.log().received(who_, first_line);
-  herd_.log().event(who_, fmt::format("is the neighbor {}; handing over to its link", hello->server));
+  herd_.log().event(who_,
+                    fmt::format("is the neighbor {}; handing over to its link", hello->server));
   herd_.attach_peer(std::string(hello->server), std::move(socket_), std::string(input_.rest()));
   input_done_ = true;
   wake_writer_.notify();
@@ -210,7 +218,8 @@ std::uint64_t Session::add_reply(std::string_view line, bool ready) {
   return number;
 }
 
-// Marks a reply ready (replacing its text if given) and moves the ready ones in front to the outbox.
+// Marks a reply ready (replacing its text if given) and moves the ready ones in front to the
+// outbox.
 void Session::complete(std::uint64_t reply, std::string_view text) {
   if (reply < first_waiting_ || reply - first_waiting_ >= waiting_.size()) return;
   auto& slot = waiting_[reply - first_waiting_];
@@ -240,8 +249,10 @@ void Session::send() {
   auto n = socket_.write_some(asio::buffer(outbox_), error);
   if (n > 0) {
     herd_.log().sent(who_, std::string_view(outbox_).substr(0, n));
-    if (n == outbox_.size()) outbox_.clear();
-    else outbox_.erase(0, n);
+    if (n == outbox_.size())
+      outbox_.clear();
+    else
+      outbox_.erase(0, n);
   }
   // The writer takes what is left, reports errors, and closes once input is done.
   if (!outbox_.empty() || (error && error != asio::error::would_block) || input_done_)

@@ -17,7 +17,9 @@ struct Location {
   Timestamp client_time;
   std::uint32_t client_at = 0, client_size = 0;  // where the client's name is in at_line
 
-  std::string_view client() const { return std::string_view(at_line).substr(client_at, client_size); }
+  std::string_view client() const {
+    return std::string_view(at_line).substr(client_at, client_size);
+  }
   Coordinates where() const;  // parsed when asked: only WHATSAT needs it
 };
 

@@ -1,9 +1,9 @@
 #include "places/google_provider.hpp"
 
+#include <fmt/format.h>
 #include <asio/bind_executor.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/post.hpp>
-#include <fmt/format.h>
 
 #include "places/legacy_json.hpp"
 
@@ -18,7 +18,8 @@ std::string error_reply(std::string status, std::string message) {
 }
 
 std::chrono::milliseconds ms_until(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t - std::chrono::steady_clock::now());
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t -
+                                                               std::chrono::steady_clock::now());
 }
 
 }  // namespace
@@ -45,7 +46,8 @@ void GoogleProvider::nearby(const NearbyQuery& query, std::function<void(std::st
 void GoogleProvider::join_or_start(Waiter waiter) {
   if (stopped_) return waiter.done(error_reply("UNKNOWN_ERROR", "the server is shutting down"));
   Key key{waiter.query.lat, waiter.query.lng, waiter.query.radius_km};
-  bool legacy = settings_.api == GoogleSettings::Api::legacy;  // always answers 20; bounds don't matter
+  bool legacy =
+      settings_.api == GoogleSettings::Api::legacy;  // always answers 20; bounds don't matter
   for (auto [it, end] = in_flight_.equal_range(key); it != end; ++it) {
     auto& flight = *it->second;
     bool queued = std::find(queue_.begin(), queue_.end(), it->second) != queue_.end();
@@ -74,7 +76,8 @@ void GoogleProvider::launch_queued() {
 
 void GoogleProvider::run(std::shared_ptr<Flight> flight) {
   auto timed_out = [this] {
-    return UpstreamResponse{0, {}, fmt::format("upstream timed out after {} ms", settings_.timeout.count())};
+    return UpstreamResponse{
+        0, {}, fmt::format("upstream timed out after {} ms", settings_.timeout.count())};
   };
   auto remaining = ms_until(flight->deadline);
   if (remaining.count() <= 0) {  // waited its whole time in the queue
@@ -90,22 +93,28 @@ void GoogleProvider::run(std::shared_ptr<Flight> flight) {
   request.body = std::move(upstream.body);
   request.timeout = remaining;
   auto started = std::chrono::steady_clock::now();
-  http_.async_fetch(std::move(request), asio::bind_executor(strand_, [this, flight, started, timed_out](
-                                                                          std::error_code ec, HttpResponse r) {
-    --running_;
-    if (stopped_) return;  // its waiters were answered by shutdown()
-    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-    auto response = ec == asio::error::timed_out ? timed_out() : UpstreamResponse{r.status, std::move(r.body), std::move(r.error)};
-    log_.event("places", fmt::format("lookup {:.6f},{:.6f} radius {} km for {} waiting: {} in {} ms",
-                                     flight->query.lat, flight->query.lng, flight->query.radius_km,
-                                     flight->waiters.size(),
-                                     response.transport_error.empty() ? fmt::format("HTTP {}", response.http_status)
-                                                                      : response.transport_error,
-                                     took.count()));
-    answer(flight, std::move(response));
-    forget(flight);
-    launch_queued();
-  }));
+  http_.async_fetch(
+      std::move(request), asio::bind_executor(strand_, [this, flight, started, timed_out](
+                                                           std::error_code ec, HttpResponse r) {
+        --running_;
+        if (stopped_) return;  // its waiters were answered by shutdown()
+        auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - started);
+        auto response = ec == asio::error::timed_out
+                            ? timed_out()
+                            : UpstreamResponse{r.status, std::move(r.body), std::move(r.error)};
+        log_.event("places",
+                   fmt::format("lookup {:.6f},{:.6f} radius {} km for {} waiting: {} in {} ms",
+                               flight->query.lat, flight->query.lng, flight->query.radius_km,
+                               flight->waiters.size(),
+                               response.transport_error.empty()
+                                   ? fmt::format("HTTP {}", response.http_status)
+                                   : response.transport_error,
+                               took.count()));
+        answer(flight, std::move(response));
+        forget(flight);
+        launch_queued();
+      }));
 }
 
 // Translating is most of the work of a lookup; it runs off the strand, so with several
@@ -133,15 +142,18 @@ void GoogleProvider::forget(const std::shared_ptr<Flight>& flight) {
 UpstreamRequest GoogleProvider::build(const NearbyQuery& query) const {
   if (settings_.api == GoogleSettings::Api::legacy)
     return build_legacy_request(
-        query, settings_.endpoint.empty() ? kLegacyNearbyEndpoint : std::string_view(settings_.endpoint),
+        query,
+        settings_.endpoint.empty() ? kLegacyNearbyEndpoint : std::string_view(settings_.endpoint),
         settings_.api_key);
   return build_new_request(
       query, settings_.endpoint.empty() ? kNewNearbyEndpoint : std::string_view(settings_.endpoint),
       settings_.api_key);
 }
 
-std::string GoogleProvider::translate(const UpstreamResponse& response, const NearbyQuery& query) const {
-  if (settings_.api == GoogleSettings::Api::legacy) return trim_legacy(response, query, settings_.api_key);
+std::string GoogleProvider::translate(const UpstreamResponse& response,
+                                      const NearbyQuery& query) const {
+  if (settings_.api == GoogleSettings::Api::legacy)
+    return trim_legacy(response, query, settings_.api_key);
   return translate_new(response, query, settings_.api_key);
 }
 
@@ -150,7 +162,8 @@ void GoogleProvider::shutdown() {
     if (stopped_) return;
     stopped_ = true;
     for (auto& [key, flight] : in_flight_)
-      for (auto& waiter : flight->waiters) waiter.done(error_reply("UNKNOWN_ERROR", "the server is shutting down"));
+      for (auto& waiter : flight->waiters)
+        waiter.done(error_reply("UNKNOWN_ERROR", "the server is shutting down"));
     in_flight_.clear();
     queue_.clear();
     http_.shutdown();

@@ -418,7 +418,8 @@ size_t CurlMulti::on_body(char* data, size_t size, size_t count, void* transfer_
     transfer.body_too_large = true;
     return CURL_WRITEFUNC_ERROR;
   }
-  if (transfer.response.body.empty()) transfer.response.body.reserve(std::max<size_t>(bytes, 16 * 1024));
+  if (transfer.response.body.empty())
+    transfer.response.body.reserve(std::max<size_t>(bytes, 16 * 1024));
   transfer.response.body.append(data, bytes);
   return bytes;
 }

@@ -303,10 +303,13 @@ void write_pretty(std::string& out, simdjson::dom::element value, int depth) {
 // Printable ASCII that needs no escape: copied in runs, the common case by far.
 constexpr auto plain_ascii_table = [] {
   std::array<bool, 256> table{};
-  for (int c = 0x20; c < 0x7f; ++c) table[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&';
+  for (int c = 0x20; c < 0x7f; ++c)
+    table[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&';
   return table;
 }();
-inline bool plain_ascii(char c) { return plain_ascii_table[static_cast<unsigned char>(c)]; }
+inline bool plain_ascii(char c) {
+  return plain_ascii_table[static_cast<unsigned char>(c)];
+}
 
 void write_json_string(std::string& out, std::string_view text) {
   out += '"';

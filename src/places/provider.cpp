@@ -15,7 +15,8 @@ namespace {
 std::filesystem::path find_geonames_data(const PlacesConfig& config) {
   if (!config.data.empty()) {
     if (!std::filesystem::exists(config.data))
-      throw std::runtime_error(fmt::format("[places] data = {}: no such file", config.data.string()));
+      throw std::runtime_error(
+          fmt::format("[places] data = {}: no such file", config.data.string()));
     return config.data;
   }
   std::string looked;
@@ -23,10 +24,11 @@ std::filesystem::path find_geonames_data(const PlacesConfig& config) {
     if (std::filesystem::exists(path)) return path;
     looked += fmt::format("\n  {}", path.string());
   }
-  throw std::runtime_error(fmt::format(
-      "no GeoNames data found; looked in:{}\nrun `tools/dev setup` to fetch it, or set [places] data "
-      "in herd.toml",
-      looked));
+  throw std::runtime_error(
+      fmt::format("no GeoNames data found; looked in:{}\nrun `tools/dev setup` to fetch it, or set "
+                  "[places] data "
+                  "in herd.toml",
+                  looked));
 }
 
 std::string api_key(const PlacesConfig& config) {
@@ -38,13 +40,15 @@ std::string api_key(const PlacesConfig& config) {
         config.provider, config.api_key_env));
   std::string_view k = key;
   if (k.find_first_of("\r\n \t") != std::string_view::npos)
-    throw std::runtime_error(fmt::format("the API key in {} contains whitespace", config.api_key_env));
+    throw std::runtime_error(
+        fmt::format("the API key in {} contains whitespace", config.api_key_env));
   return std::string(k);
 }
 
 }  // namespace
 
-std::unique_ptr<Provider> make_provider(const PlacesConfig& config, asio::io_context& io, Log& log) {
+std::unique_ptr<Provider> make_provider(const PlacesConfig& config, asio::io_context& io,
+                                        Log& log) {
   if (config.provider == "geonames")
     return std::make_unique<GeonamesProvider>(find_geonames_data(config));
   GoogleSettings settings;

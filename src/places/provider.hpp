@@ -12,7 +12,7 @@ class io_context;
 namespace herd {
 struct PlacesConfig;
 class Log;
-}
+}  // namespace herd
 
 namespace herd::places {
 

@@ -24,7 +24,8 @@ void one_line(std::string_view line) {
     auto reply = herd::at_reply("Fuzz", *iamat, {1'700'000'000, 123'456'789});
     auto relayed = herd::parse_peer_line(reply);
     auto at = std::get_if<herd::At>(&relayed);
-    check(at && at->client == iamat->client && at->coords == iamat->coords && at->time == iamat->time);
+    check(at && at->client == iamat->client && at->coords == iamat->coords &&
+          at->time == iamat->time);
     check(at->client_time == iamat->client_time);
     auto location = herd::location_of(*at);
     check(location.client() == iamat->client);

@@ -78,7 +78,8 @@ TEST_CASE("config errors name the file, line, column and key", "[config]") {
   };
   auto c = GENERATE(values<Case>({
       {"[servers.A]\nport = 1\nprot = 2\n",
-       "/etc/herd/herd.toml:3:1: servers.A.prot: unknown key (expected one of: host, port, talks_with)"},
+       "/etc/herd/herd.toml:3:1: servers.A.prot: unknown key (expected one of: host, port, "
+       "talks_with)"},
       {"[place]\n[servers.A]\nport = 1\n",
        "/etc/herd/herd.toml:1:2: place: unknown key (expected one of: places, log, servers)"},
       {"[servers.A]\nport = 1\ntalks_with = [\"B\"]\n",
@@ -86,7 +87,8 @@ TEST_CASE("config errors name the file, line, column and key", "[config]") {
       {"[servers.A]\nport = 1\ntalks_with = [\"A\"]\n",
        "/etc/herd/herd.toml:3:15: servers.A.talks_with: a server cannot talk with itself"},
       {"[servers.A]\nport = 12000\n[servers.B]\nport = 12000\n",
-       "/etc/herd/herd.toml:4:8: servers.B.port: port 12000 on 127.0.0.1 is already used by servers.A (line 2)"},
+       "/etc/herd/herd.toml:4:8: servers.B.port: port 12000 on 127.0.0.1 is already used by "
+       "servers.A (line 2)"},
       {"[servers.A]\nport = \"12000\"\n",
        "/etc/herd/herd.toml:2:8: servers.A.port: expected an integer, got a string"},
       {"[servers.A]\nport = 70000\n",
@@ -94,18 +96,21 @@ TEST_CASE("config errors name the file, line, column and key", "[config]") {
       {"[servers.A]\nhost = \"h\"\n",
        "/etc/herd/herd.toml:1:10: servers.A.port: missing (every server needs a port)"},
       {"[servers.A]\nport = 1\ntalks_with = \"B\"\n",
-       "/etc/herd/herd.toml:3:14: servers.A.talks_with: expected an array of strings, got a string"},
+       "/etc/herd/herd.toml:3:14: servers.A.talks_with: expected an array of strings, got a "
+       "string"},
       {"[servers.A]\nport = 1\ntalks_with = [1]\n",
        "/etc/herd/herd.toml:3:15: servers.A.talks_with: expected a string, got an integer"},
       {"[places]\nprovider = \"bing\"\n[servers.A]\nport = 1\n",
-       "/etc/herd/herd.toml:2:12: places.provider: unknown provider \"bing\" (expected \"geonames\", \"google\" or \"google-legacy\")"},
+       "/etc/herd/herd.toml:2:12: places.provider: unknown provider \"bing\" (expected "
+       "\"geonames\", \"google\" or \"google-legacy\")"},
       {"[places]\ntimeout_ms = 0\n[servers.A]\nport = 1\n",
        "/etc/herd/herd.toml:2:14: places.timeout_ms: 0 is out of range 1..600000"},
       {"[log]\ndir = 5\n[servers.A]\nport = 1\n",
        "/etc/herd/herd.toml:2:7: log.dir: expected a string, got an integer"},
       {"servers = 5\n", "/etc/herd/herd.toml:1:11: servers: expected a table, got an integer"},
       {"[servers.\"a b\"]\nport = 1\n",
-       "/etc/herd/herd.toml:1:10: servers.a b: a server name may use only letters, digits, '-', '_' and '.'"},
+       "/etc/herd/herd.toml:1:10: servers.a b: a server name may use only letters, digits, '-', "
+       "'_' and '.'"},
       {"[servers.A]\nport = = 1\n", "/etc/herd/herd.toml:2:8: syntax: "},
       {"[log]\ndir = \"x\"\n", "/etc/herd/herd.toml: servers: no [servers.NAME] tables"},
   }));

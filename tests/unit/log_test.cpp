@@ -1,16 +1,18 @@
 #include <filesystem>
-#include <random>
 #include <fstream>
+#include <random>
 #include <sstream>
 
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
+#include <catch2/catch.hpp>
 
 #include "log.hpp"
 
 TEST_CASE("control characters and backslashes are escaped", "[log]") {
   std::string out;
-  herd::append_escaped(out, std::string("a\x01" "b\\c\x7f\x1b[31m\r", 12));
+  herd::append_escaped(out, std::string("a\x01"
+                                        "b\\c\x7f\x1b[31m\r",
+                                        12));
   CHECK(out == "a\\x01b\\\\c\\x7f\\x1b[31m\\x0d");
 }
 
@@ -41,9 +43,12 @@ TEST_CASE("escaping agrees with a byte-at-a-time reference at every position", "
   auto reference = [](std::string_view text) {
     std::string out;
     for (unsigned char c : text) {
-      if (c == '\\') out += "\\\\";
-      else if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", c);
-      else out += static_cast<char>(c);
+      if (c == '\\')
+        out += "\\\\";
+      else if (c < 0x20 || c == 0x7f)
+        out += fmt::format("\\x{:02x}", c);
+      else
+        out += static_cast<char>(c);
     }
     return out;
   };
@@ -51,7 +56,9 @@ TEST_CASE("escaping agrees with a byte-at-a-time reference at every position", "
   const std::string alphabet = std::string("abcXYZ 09\xc3\xa9\x80\xff~\\\x7f\x1f\x01\t", 19);
   for (int round = 0; round < 5000; ++round) {
     std::string text(random() % 100, ' ');
-    for (auto& c : text) c = random() % 4 ? 'a' + static_cast<char>(random() % 26) : alphabet[random() % alphabet.size()];
+    for (auto& c : text)
+      c = random() % 4 ? 'a' + static_cast<char>(random() % 26)
+                       : alphabet[random() % alphabet.size()];
     std::string out;
     herd::append_escaped(out, text);
     REQUIRE(out == reference(text));

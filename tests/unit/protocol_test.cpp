@@ -31,17 +31,22 @@ TEST_CASE("IAMAT is answered with AT, echoing the client's fields exactly", "[pr
       // the time is echoed as written, whatever its number of decimals
       {"IAMAT k +34-118 1520023935", "AT Goloman +0.182837383 k +34-118 1520023935"},
       {"IAMAT k +34-118 1520023935.1", "AT Goloman +0.082837383 k +34-118 1520023935.1"},
-      {"IAMAT k +34-118 1520023935.182837383", "AT Goloman +0.000000000 k +34-118 1520023935.182837383"},
-      {"IAMAT k +34-118 1520023935.182837384", "AT Goloman -0.000000001 k +34-118 1520023935.182837384"},
-      {"IAMAT k +34-118 1520024035.182837383", "AT Goloman -100.000000000 k +34-118 1520024035.182837383"},
+      {"IAMAT k +34-118 1520023935.182837383",
+       "AT Goloman +0.000000000 k +34-118 1520023935.182837383"},
+      {"IAMAT k +34-118 1520023935.182837384",
+       "AT Goloman -0.000000001 k +34-118 1520023935.182837384"},
+      {"IAMAT k +34-118 1520024035.182837383",
+       "AT Goloman -100.000000000 k +34-118 1520024035.182837383"},
       // coordinate edges, leading zeros, coordinates echoed as written
       {"IAMAT k +90-180 1520023935", "AT Goloman +0.182837383 k +90-180 1520023935"},
-      {"IAMAT k -90.000+180.0000 1520023935", "AT Goloman +0.182837383 k -90.000+180.0000 1520023935"},
+      {"IAMAT k -90.000+180.0000 1520023935",
+       "AT Goloman +0.182837383 k -90.000+180.0000 1520023935"},
       {"IAMAT k +00.0-000.0 1520023935", "AT Goloman +0.182837383 k +00.0-000.0 1520023935"},
       {"IAMAT k +089.99999999999-179.999999999999 1520023935",
        "AT Goloman +0.182837383 k +089.99999999999-179.999999999999 1520023935"},
       // a client name is any run of non-blank characters
-      {"IAMAT 日本.example +34-118 1520023935", "AT Goloman +0.182837383 日本.example +34-118 1520023935"},
+      {"IAMAT 日本.example +34-118 1520023935",
+       "AT Goloman +0.182837383 日本.example +34-118 1520023935"},
   }));
   CAPTURE(c.line);
   CHECK(reply(c.line) == c.expected);
@@ -49,7 +54,8 @@ TEST_CASE("IAMAT is answered with AT, echoing the client's fields exactly", "[pr
 
 TEST_CASE("anything that is not a valid command is answered with ? and the line as received",
           "[protocol]") {
-  auto line = GENERATE(as<std::string_view>{},
+  auto line = GENERATE(
+      as<std::string_view>{},
       // wrong field counts
       "IAMAT", "IAMAT kiwi +34-118", "IAMAT kiwi +34-118 1520023934 extra", "WHATSAT kiwi 10",
       "WHATSAT kiwi 10 5 extra", "", "   ", "\t",
@@ -144,7 +150,8 @@ TEST_CASE("coordinates are checked exactly at the edges", "[protocol]") {
 }
 
 TEST_CASE("peer messages: AT, PUT with an id, ACK", "[protocol]") {
-  auto at = parse_peer_line("AT Goloman +0.263873386 kiwi +34.068930-118.445127 1520023934.918963997");
+  auto at =
+      parse_peer_line("AT Goloman +0.263873386 kiwi +34.068930-118.445127 1520023934.918963997");
   REQUIRE(std::holds_alternative<At>(at));
   CHECK(std::get<At>(at).server == "Goloman");
   CHECK(std::get<At>(at).client_time == Timestamp{1520023934, 918963997});
@@ -158,7 +165,8 @@ TEST_CASE("peer messages: AT, PUT with an id, ACK", "[protocol]") {
   REQUIRE(std::holds_alternative<PeerAck>(ack));
   CHECK(std::get<PeerAck>(ack).id == 42);
 
-  auto bad = GENERATE(as<std::string_view>{}, "AT Goloman 0.26 kiwi +34-118 1", "AT Goloman +0.263873386 kiwi +34-118",
+  auto bad = GENERATE(as<std::string_view>{}, "AT Goloman 0.26 kiwi +34-118 1",
+                      "AT Goloman +0.263873386 kiwi +34-118",
                       "PUT x AT Goloman +0.263873386 kiwi +34-118 1", "PUT 1", "ACK", "ACK -1",
                       "IAMAT kiwi +34-118 1", "? AT Goloman +0.263873386 kiwi +34-118 1");
   CAPTURE(bad);
@@ -178,7 +186,10 @@ TEST_CASE("fields split on runs of blanks, wherever they fall", "[protocol]") {
   CHECK(fields("a") == v{"a"});
   CHECK(fields("  a  b\t\tc \r") == v{"a", "b", "c"});
   // control characters other than the blanks belong to the field, also past sixteen bytes
-  CHECK(fields("a\x01" "bcdefghijklmnopqrstuvwxyz\x7f x") == v{"a\x01" "bcdefghijklmnopqrstuvwxyz\x7f", "x"});
+  CHECK(fields("a\x01"
+               "bcdefghijklmnopqrstuvwxyz\x7f x") == v{"a\x01"
+                                                       "bcdefghijklmnopqrstuvwxyz\x7f",
+                                                       "x"});
   CHECK(fields("0123456789abcdef\v0123456789abcdef\f0123456789abcdefg") ==
         v{"0123456789abcdef", "0123456789abcdef", "0123456789abcdefg"});
   CHECK(split_fields("a b c d e f g h").size() == 8);
