@@ -60,7 +60,7 @@ void append_escaped(std::string& out, std::string_view text) {
   }
 }
 
-Log::Log(const std::filesystem::path& file) : path_(file) {
+Log::Log(const std::filesystem::path& file) {
   std::error_code ec;
   if (file.has_parent_path()) std::filesystem::create_directories(file.parent_path(), ec);
   file_ = std::fopen(file.c_str(), "ab");

@@ -25,13 +25,11 @@ class Log {
   void event(std::string_view who, std::string_view text);
 
   void flush();
-  const std::filesystem::path& path() const { return path_; }
 
  private:
   void append(std::string_view who, std::string_view direction, std::string_view text);
   void stamp();
 
-  std::filesystem::path path_;
   std::FILE* file_ = nullptr;
   std::mutex mutex_;
   std::string buffer_;
