@@ -100,9 +100,11 @@ int run(const Options& options) {
   const auto& self = config.server(options.server);
   herd::Log log(config.log_dir / (self.name + ".log"));
   herd::SessionRegistry sessions;
-  asio::io_context io(options.threads);
+  // With one thread nothing touches a socket or timer from anywhere else, so the reactor
+  // may skip its per-descriptor locks (the scheduler keeps its own, for the resolver's thread).
+  asio::io_context io(options.threads == 1 ? ASIO_CONCURRENCY_HINT_UNSAFE_IO : options.threads);
   auto places = herd::places::make_provider(config.places, io, log);
-  herd::Herd herd(io, config, self, log);
+  herd::Herd herd(io, config, self, log, options.threads == 1);
   herd::Server server(io, self, herd, *places, sessions, options.threads);
   server.listen();
 
