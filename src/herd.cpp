@@ -9,8 +9,13 @@ namespace {
 constexpr auto confirmation_wait = std::chrono::seconds(1);
 }  // namespace
 
-Herd::Herd(asio::io_context& io, const Config& config, const ServerConfig& self, Log& log)
-    : self_(self), log_(log), strand_(asio::make_strand(io)), unconfirmed_timer_(strand_) {
+Herd::Herd(asio::io_context& io, const Config& config, const ServerConfig& self, Log& log,
+           bool one_thread)
+    : self_(self),
+      log_(log),
+      one_thread_(one_thread),
+      strand_(one_thread ? Strand(io.get_executor()) : Strand(asio::make_strand(io))),
+      unconfirmed_timer_(strand_) {
   for (const auto& name : self.neighbors) {
     const auto& neighbor = config.server(name);
     links_.emplace(name, std::make_shared<PeerLink>(*this, neighbor, self.name < neighbor.name));
@@ -50,6 +55,13 @@ bool Herd::update(Location location, PeerLink* from,
   for (auto& [name, link] : links_)
     if (link.get() != from) link->send(kept, propagation);
   return true;
+}
+
+void Herd::apply(std::vector<StoreOp>& ops,
+                 const std::shared_ptr<PropagationListener>& listener) {
+  for (auto& op : ops)
+    store_.prefetch(op.kind == StoreOp::Kind::lookup ? op.client : op.location.client());
+  for (auto& op : ops) apply(op, listener);
 }
 
 void Herd::apply(StoreOp& op, const std::shared_ptr<PropagationListener>& listener) {

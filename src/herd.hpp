@@ -57,7 +57,9 @@ struct StoreOp {
 
 class Herd {
  public:
-  Herd(asio::io_context& io, const Config& config, const ServerConfig& self, Log& log);
+  // With `one_thread`, the loop runs on a single thread and is the store's strand itself.
+  Herd(asio::io_context& io, const Config& config, const ServerConfig& self, Log& log,
+       bool one_thread);
   ~Herd();
 
   void start();  // starts dialing the neighbors this server dials
@@ -69,16 +71,19 @@ class Herd {
   Store& store() { return store_; }
   const Strand& strand() const { return strand_; }
 
-  // Runs the operations in order on the strand, then `done` on `caller`. With one thread and
-  // the strand free, both run before this returns: the caller need not suspend.
+  // Runs the operations in order on the strand, then `done` on `caller`. With one thread the
+  // caller is already on the loop, the store's strand: both run before this returns, and the
+  // caller need not suspend.
   template <typename Executor, typename Done>
   void apply(std::vector<StoreOp>& ops, std::shared_ptr<PropagationListener> listener,
              const Executor& caller, Done done) {
+    if (one_thread_) {
+      apply(ops, listener);
+      return done();
+    }
     asio::dispatch(strand_, [this, &ops, listener = std::move(listener), caller,
                              done = std::move(done)]() mutable {
-      for (auto& op : ops)
-        store_.prefetch(op.kind == StoreOp::Kind::lookup ? op.client : op.location.client());
-      for (auto& op : ops) apply(op, listener);
+      apply(ops, listener);
       asio::dispatch(caller, std::move(done));
     });
   }
@@ -91,11 +96,13 @@ class Herd {
   bool update(Location location, PeerLink* from, const std::shared_ptr<Propagation>& propagation);
 
  private:
+  void apply(std::vector<StoreOp>& ops, const std::shared_ptr<PropagationListener>& listener);
   void apply(StoreOp& op, const std::shared_ptr<PropagationListener>& listener);
   awaitable<void> give_up_slow_propagations();
 
   const ServerConfig& self_;
   Log& log_;
+  bool one_thread_;
   Strand strand_;
   Store store_;
   std::map<std::string, std::shared_ptr<PeerLink>, std::less<>> links_;
