@@ -4,6 +4,7 @@
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <ctime>
@@ -41,23 +42,33 @@ const char* find_special(const char* p, const char* end) {
 }
 }  // namespace
 
-void append_escaped(std::string& out, std::string_view text) {
+char* write_escaped(char* out, std::string_view text) {
   static constexpr char hex[] = "0123456789abcdef";
   const char* p = text.data();
   const char* end = p + text.size();
   while (p < end) {
     const char* run = p;
     p = find_special(p, end);
-    out.append(run, static_cast<std::size_t>(p - run));  // the common case: all of it
+    std::memcpy(out, run, static_cast<std::size_t>(p - run));  // the common case: all of it
+    out += p - run;
     if (p == end) break;
     auto u = static_cast<unsigned char>(*p++);
+    *out++ = '\\';
     if (u == '\\') {
-      out.append("\\\\");
+      *out++ = '\\';
     } else {
-      char escaped[4] = {'\\', 'x', hex[u >> 4], hex[u & 15]};
-      out.append(escaped, 4);
+      *out++ = 'x';
+      *out++ = hex[u >> 4];
+      *out++ = hex[u & 15];
     }
   }
+  return out;
+}
+
+void append_escaped(std::string& out, std::string_view text) {
+  auto size = out.size();
+  out.resize(size + 4 * text.size());
+  out.resize(static_cast<std::size_t>(write_escaped(out.data() + size, text) - out.data()));
 }
 
 Log::Log(const std::filesystem::path& file) {
@@ -67,7 +78,8 @@ Log::Log(const std::filesystem::path& file) {
   if (!file_)
     throw std::runtime_error(
         fmt::format("cannot open log file {}: {}", file.string(), std::strerror(errno)));
-  buffer_.reserve(flush_threshold * 2);
+  capacity_ = flush_threshold * 2;
+  buffer_ = std::make_unique<char[]>(capacity_);
 }
 
 Log::~Log() {
@@ -75,61 +87,87 @@ Log::~Log() {
   std::fclose(file_);
 }
 
+namespace {
+Timestamp now() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return {ts.tv_sec, static_cast<std::int32_t>(ts.tv_nsec)};
+}
+}  // namespace
+
 void Log::received(std::string_view who, std::string_view text) {
-  append(who, "<", text);
+  append(who, "<", text, now());
+}
+void Log::received(std::string_view who, std::string_view text, Timestamp at) {
+  append(who, "<", text, at);
 }
 void Log::sent(std::string_view who, std::string_view text) {
-  append(who, ">", text);
+  append(who, ">", text, now());
 }
 void Log::event(std::string_view who, std::string_view text) {
-  append(who, "-", text);
+  append(who, "-", text, now());
 }
 
-void Log::append(std::string_view who, std::string_view direction, std::string_view text) {
+char* Log::room_for(std::size_t bytes) {
+  if (used_ + bytes > capacity_) {
+    capacity_ = std::max(capacity_ * 2, used_ + bytes);
+    auto bigger = std::make_unique<char[]>(capacity_);
+    std::memcpy(bigger.get(), buffer_.get(), used_);
+    buffer_ = std::move(bigger);
+  }
+  return buffer_.get() + used_;
+}
+
+void Log::append(std::string_view who, std::string_view direction, std::string_view text,
+                 Timestamp at) {
   std::lock_guard lock(mutex_);
-  stamp();
-  // "timestamp who direction " starts every line of the entry; later lines copy the first's.
-  const auto prefix_at = buffer_.size();
-  buffer_.append(stamp_, 28).append(who).append(" ").append(direction).append(" ");
-  const auto prefix_size = buffer_.size() - prefix_at;
-  bool first = true;
+  stamp(at);
+  // "timestamp who direction " starts every line of the entry.
+  const std::size_t prefix_size = 28 + who.size() + direction.size() + 2;
   do {
     auto end = text.find('\n');
     auto line = text.substr(0, end);
-    if (!std::exchange(first, false)) buffer_.append(buffer_, prefix_at, prefix_size);
-    append_escaped(buffer_, line);
-    buffer_.push_back('\n');
+    char* out = room_for(prefix_size + 4 * line.size() + 1);
+    std::memcpy(out, stamp_, 28);
+    std::memcpy(out + 28, who.data(), who.size());
+    out += 28 + who.size();
+    *out++ = ' ';
+    std::memcpy(out, direction.data(), direction.size());
+    out += direction.size();
+    *out++ = ' ';
+    out = write_escaped(out, line);
+    *out++ = '\n';
+    used_ = static_cast<std::size_t>(out - buffer_.get());
     text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
   } while (!text.empty());
-  if (buffer_.size() >= flush_threshold) {
-    std::fwrite(buffer_.data(), 1, buffer_.size(), file_);
-    std::fflush(file_);
-    buffer_.clear();
-  }
+  if (used_ >= flush_threshold) write_out();
 }
 
 // Writes "2026-11-22T03:04:05.123456Z " into stamp_, reformatting the date once a second.
-void Log::stamp() {
-  timespec now{};
-  clock_gettime(CLOCK_REALTIME, &now);
-  if (now.tv_sec != stamp_second_) {
+void Log::stamp(Timestamp at) {
+  if (at.seconds != stamp_second_) {
     std::tm tm{};
-    gmtime_r(&now.tv_sec, &tm);
+    std::time_t seconds = at.seconds;
+    gmtime_r(&seconds, &tm);
     std::strftime(stamp_, sizeof stamp_, "%Y-%m-%dT%H:%M:%S.", &tm);
-    stamp_second_ = now.tv_sec;
+    stamp_second_ = at.seconds;
   }
-  auto micros = now.tv_nsec / 1000;
+  auto micros = at.nanos / 1000;
   for (int i = 25; i >= 20; --i, micros /= 10) stamp_[i] = static_cast<char>('0' + micros % 10);
   stamp_[26] = 'Z';
   stamp_[27] = ' ';
   stamp_[28] = '\0';
 }
 
+void Log::write_out() {
+  if (used_ > 0) std::fwrite(buffer_.get(), 1, used_, file_);
+  std::fflush(file_);
+  used_ = 0;
+}
+
 void Log::flush() {
   std::lock_guard lock(mutex_);
-  if (!buffer_.empty()) std::fwrite(buffer_.data(), 1, buffer_.size(), file_);
-  std::fflush(file_);
-  buffer_.clear();
+  write_out();
 }
 
 }  // namespace herd

@@ -4,9 +4,12 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+
+#include "protocol.hpp"  // Timestamp
 
 namespace herd {
 
@@ -21,23 +24,32 @@ class Log {
   // `who` names the connection ("client 7", "peer Hands"); text may hold several lines,
   // each becomes an entry. Control characters and backslashes are escaped.
   void received(std::string_view who, std::string_view text);
+  // The same, stamped with the time the text was read (the time its AT replies measure from).
+  void received(std::string_view who, std::string_view text, Timestamp at);
   void sent(std::string_view who, std::string_view text);
   void event(std::string_view who, std::string_view text);
 
   void flush();
 
  private:
-  void append(std::string_view who, std::string_view direction, std::string_view text);
-  void stamp();
+  void append(std::string_view who, std::string_view direction, std::string_view text,
+              Timestamp at);
+  void stamp(Timestamp at);
+  char* room_for(std::size_t bytes);  // where `bytes` more can be written into the buffer
+  void write_out();
 
   std::FILE* file_ = nullptr;
   std::mutex mutex_;
-  std::string buffer_;
-  long stamp_second_ = -1;
+  // Entries not yet written: a plain array, so that an entry costs a bounds check and copies.
+  std::unique_ptr<char[]> buffer_;
+  std::size_t used_ = 0, capacity_ = 0;
+  std::int64_t stamp_second_ = -1;
   char stamp_[32] = {};
 };
 
 // "\x01" for control characters, "\\" for backslash; everything else as is.
 void append_escaped(std::string& out, std::string_view text);
+// The same into raw memory with room for 4 * text.size() bytes; returns the end.
+char* write_escaped(char* out, std::string_view text);
 
 }  // namespace herd

@@ -117,7 +117,8 @@ awaitable<void> Session::reader() {
     }
     if (logged_from)
       herd_.log().received(
-          who_, {logged_from, static_cast<std::size_t>(last.data() + last.size() - logged_from)});
+          who_, {logged_from, static_cast<std::size_t>(last.data() + last.size() - logged_from)},
+          received_at_);
     if (!overlong && input_.rest().size() > max_line_bytes) overlong = input_.rest();
     if (overlong) {
       // Answered as invalid, cut at the limit; nothing more is read from this connection.
@@ -126,7 +127,7 @@ awaitable<void> Session::reader() {
       done = true;
     } else if (saw_eof_ &&
                !input_.rest().empty()) {  // a last line may end at EOF without a newline
-      herd_.log().received(who_, input_.rest());
+      herd_.log().received(who_, input_.rest(), received_at_);
       handle(input_.rest(), ops_);
     }
     if (!ops_.empty()) {
