@@ -44,24 +44,23 @@ std::optional<std::int64_t> parse_unsigned(std::string_view s, std::size_t max_d
   return value;
 }
 
-// One signed decimal-degrees component "[+-]D[.D]" within ±limit, compared exactly.
-bool valid_degrees(std::string_view s, int limit) {
-  if (s.size() < 2 || (s[0] != '+' && s[0] != '-')) return false;
-  std::size_t i = 1;
+// Reads one signed decimal-degrees component "[+-]D[.D]" at `p`, within ±limit compared
+// exactly. Returns where it ends, or nullptr when it is malformed or out of range.
+const char* read_degrees(const char* p, const char* end, int limit) {
+  if (p == end || (*p != '+' && *p != '-')) return nullptr;
+  const char* whole = ++p;
   int degrees = 0;
-  for (; i < s.size() && is_digit(s[i]); ++i) {
-    degrees = degrees * 10 + (s[i] - '0');
-    if (degrees > limit) return false;
+  for (; p < end && is_digit(*p); ++p) {
+    degrees = degrees * 10 + (*p - '0');
+    if (degrees > limit) return nullptr;
   }
-  if (i == 1) return false;  // no whole degrees
-  if (i == s.size()) return true;
-  if (s[i] != '.' || i + 1 == s.size()) return false;
+  if (p == whole) return nullptr;  // no whole degrees
+  if (p == end || *p != '.') return p;
+  const char* fraction = ++p;
   bool beyond = false;  // any nonzero fraction digit
-  for (++i; i < s.size(); ++i) {
-    if (!is_digit(s[i])) return false;
-    beyond |= s[i] != '0';
-  }
-  return degrees < limit || !beyond;
+  for (; p < end && is_digit(*p); ++p) beyond |= *p != '0';
+  if (p == fraction || (degrees == limit && beyond)) return nullptr;
+  return p;
 }
 
 double to_degrees(std::string_view s) {
@@ -101,25 +100,35 @@ PeerMessage parse_at(const Fields& f, std::size_t first) {
 
 }  // namespace
 
+// "S[.F]": S at most 18 significant digits (so it cannot overflow), F one to nine digits.
+// One pass: this runs for every IAMAT.
 std::optional<Timestamp> parse_time(std::string_view text) {
-  std::string_view whole = text, fraction;
-  if (auto point = text.find('.'); point != std::string_view::npos) {
-    whole = text.substr(0, point);
-    fraction = text.substr(point + 1);
-    if (fraction.empty() || fraction.size() > 9 || !all_digits(fraction)) return std::nullopt;
+  const char* p = text.data();
+  const char* end = p + text.size();
+  std::int64_t seconds = 0;
+  int significant = 0;
+  for (; p < end && is_digit(*p); ++p) {
+    significant += seconds != 0 || *p != '0';
+    if (significant > 18) return std::nullopt;
+    seconds = seconds * 10 + (*p - '0');
   }
-  auto seconds = parse_unsigned(whole, 18);
-  if (!seconds) return std::nullopt;
+  if (p == text.data()) return std::nullopt;
+  if (p == end) return Timestamp{seconds, 0};
+  if (*p != '.' || ++p == end || end - p > 9) return std::nullopt;
   std::int32_t nanos = 0;
-  for (std::size_t i = 0; i < 9; ++i)
-    nanos = nanos * 10 + (i < fraction.size() ? fraction[i] - '0' : 0);
-  return Timestamp{*seconds, nanos};
+  int digits = 0;
+  for (; p < end; ++p, ++digits) {
+    if (!is_digit(*p)) return std::nullopt;
+    nanos = nanos * 10 + (*p - '0');
+  }
+  for (; digits < 9; ++digits) nanos *= 10;
+  return Timestamp{seconds, nanos};
 }
 
 bool valid_coordinates(std::string_view text) {
-  auto split = longitude_start(text);
-  return split != std::string_view::npos && valid_degrees(text.substr(0, split), 90) &&
-         valid_degrees(text.substr(split), 180);
+  const char* end = text.data() + text.size();
+  const char* longitude = read_degrees(text.data(), end, 90);
+  return longitude && read_degrees(longitude, end, 180) == end;
 }
 
 std::optional<Coordinates> parse_coordinates(std::string_view text) {
