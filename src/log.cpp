@@ -5,6 +5,7 @@
 #include <emmintrin.h>
 #endif
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <ctime>
@@ -22,36 +23,45 @@ bool plain(char c) {
   return u >= 0x20 && u != 0x7f && c != '\\';
 }
 
-// The first byte that needs escaping (a control character, DEL or a backslash), or `end`.
-// Every line logged goes through here, so it looks at sixteen bytes at a time.
-const char* find_special(const char* p, const char* end) {
 #ifdef __SSE2__
+// Bit i set when byte i of the sixteen at `p` needs escaping.
+unsigned special_mask(const char* p) {
   const __m128i below_space = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f),
                 backslash = _mm_set1_epi8('\\');
-  for (; end - p >= 16; p += 16) {
-    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    __m128i control = _mm_cmpeq_epi8(_mm_min_epu8(v, below_space), v);
-    __m128i special =
-        _mm_or_si128(control, _mm_or_si128(_mm_cmpeq_epi8(v, del), _mm_cmpeq_epi8(v, backslash)));
-    if (int mask = _mm_movemask_epi8(special))
-      return p + __builtin_ctz(static_cast<unsigned>(mask));
+  __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  __m128i control = _mm_cmpeq_epi8(_mm_min_epu8(v, below_space), v);
+  __m128i special =
+      _mm_or_si128(control, _mm_or_si128(_mm_cmpeq_epi8(v, del), _mm_cmpeq_epi8(v, backslash)));
+  return static_cast<unsigned>(_mm_movemask_epi8(special));
+}
+#endif
+
+// The first byte in [p, end) that needs escaping (a control character, DEL or a backslash),
+// or `end`. Every line logged goes through here, so it looks at sixteen bytes at a time; the
+// last sixteen of the text are looked at in one (overlapping) step too, when the text from
+// `begin` is that long.
+const char* find_special(const char* begin, const char* p, const char* end) {
+#ifdef __SSE2__
+  for (; end - p >= 16; p += 16)
+    if (unsigned mask = special_mask(p)) return p + __builtin_ctz(mask);
+  if (p < end && end - begin >= 16) {
+    unsigned mask = special_mask(end - 16) >> (16 - (end - p));  // only the bytes from p
+    return mask ? p + __builtin_ctz(mask) : end;
   }
 #endif
   while (p < end && plain(*p)) ++p;
   return p;
 }
-}  // namespace
 
-char* write_escaped(char* out, std::string_view text) {
+// Escapes [p, end) up to the first newline; leaves `p` at that newline or at `end`.
+char* write_escaped_line(char* out, const char* begin, const char*& p, const char* end) {
   static constexpr char hex[] = "0123456789abcdef";
-  const char* p = text.data();
-  const char* end = p + text.size();
   while (p < end) {
     const char* run = p;
-    p = find_special(p, end);
+    p = find_special(begin, p, end);
     std::memcpy(out, run, static_cast<std::size_t>(p - run));  // the common case: all of it
     out += p - run;
-    if (p == end) break;
+    if (p == end || *p == '\n') break;
     auto u = static_cast<unsigned char>(*p++);
     *out++ = '\\';
     if (u == '\\') {
@@ -64,6 +74,32 @@ char* write_escaped(char* out, std::string_view text) {
   }
   return out;
 }
+
+// "00" to "99", for writing two digits at a time.
+constexpr auto digit_pairs = [] {
+  std::array<char, 200> pairs{};
+  for (int i = 0; i < 100; ++i) {
+    pairs[2 * i] = static_cast<char>('0' + i / 10);
+    pairs[2 * i + 1] = static_cast<char>('0' + i % 10);
+  }
+  return pairs;
+}();
+
+// Escapes `text` into raw memory with room for 4 * text.size() bytes; returns the end.
+char* write_escaped(char* out, std::string_view text) {
+  const char* p = text.data();
+  const char* end = p + text.size();
+  for (;;) {
+    out = write_escaped_line(out, text.data(), p, end);
+    if (p == end) return out;
+    *out++ = '\\';  // a newline inside the text
+    *out++ = 'x';
+    *out++ = '0';
+    *out++ = 'a';
+    ++p;
+  }
+}
+}  // namespace
 
 void append_escaped(std::string& out, std::string_view text) {
   auto size = out.size();
@@ -124,10 +160,10 @@ void Log::append(std::string_view who, std::string_view direction, std::string_v
   stamp(at);
   // "timestamp who direction " starts every line of the entry.
   const std::size_t prefix_size = 28 + who.size() + direction.size() + 2;
+  const char* p = text.data();
+  const char* end = p + text.size();
   do {
-    auto end = text.find('\n');
-    auto line = text.substr(0, end);
-    char* out = room_for(prefix_size + 4 * line.size() + 1);
+    char* out = room_for(prefix_size + 4 * static_cast<std::size_t>(end - p) + 1);
     std::memcpy(out, stamp_, 28);
     std::memcpy(out + 28, who.data(), who.size());
     out += 28 + who.size();
@@ -135,11 +171,11 @@ void Log::append(std::string_view who, std::string_view direction, std::string_v
     std::memcpy(out, direction.data(), direction.size());
     out += direction.size();
     *out++ = ' ';
-    out = write_escaped(out, line);
+    out = write_escaped_line(out, text.data(), p, end);
     *out++ = '\n';
     used_ = static_cast<std::size_t>(out - buffer_.get());
-    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
-  } while (!text.empty());
+    if (p < end) ++p;  // past the newline
+  } while (p < end);
   if (used_ >= flush_threshold) write_out();
 }
 
@@ -153,7 +189,8 @@ void Log::stamp(Timestamp at) {
     stamp_second_ = at.seconds;
   }
   auto micros = at.nanos / 1000;
-  for (int i = 25; i >= 20; --i, micros /= 10) stamp_[i] = static_cast<char>('0' + micros % 10);
+  for (int i = 24; i >= 20; i -= 2, micros /= 100)
+    std::memcpy(stamp_ + i, &digit_pairs[2 * (micros % 100)], 2);
   stamp_[26] = 'Z';
   stamp_[27] = ' ';
   stamp_[28] = '\0';

@@ -49,7 +49,5 @@ class Log {
 
 // "\x01" for control characters, "\\" for backslash; everything else as is.
 void append_escaped(std::string& out, std::string_view text);
-// The same into raw memory with room for 4 * text.size() bytes; returns the end.
-char* write_escaped(char* out, std::string_view text);
 
 }  // namespace herd

@@ -64,3 +64,28 @@ TEST_CASE("escaping agrees with a byte-at-a-time reference at every position", "
     REQUIRE(out == reference(text));
   }
 }
+
+TEST_CASE("an entry of many lines splits at each newline and escapes the rest", "[log]") {
+  auto dir = std::filesystem::temp_directory_path() / "herd-log-lines-test";
+  std::filesystem::remove_all(dir);
+  std::minstd_rand random(11);
+  std::vector<std::string> expected;
+  std::string text;
+  for (int line = 0; line < 200; ++line) {
+    std::string plain(random() % 40, 'x');
+    for (auto& c : plain) c = random() % 8 ? 'a' + static_cast<char>(random() % 26) : '\x01';
+    std::string escaped;
+    herd::append_escaped(escaped, plain);
+    expected.push_back("client 9 > " + escaped);
+    text += plain + (line + 1 < 200 ? "\n" : "");
+  }
+  {
+    herd::Log log(dir / "B.log");
+    log.sent("client 9", text);
+  }
+  std::ifstream in(dir / "B.log");
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line.substr(28));
+  CHECK(lines == expected);
+  std::filesystem::remove_all(dir);
+}
