@@ -29,7 +29,11 @@ Location location_of(const At& at) {
   return make_location(at.server, at.diff, at.client, at.coords, at.time, at.client_time);
 }
 
-const Store::Slot* Store::slot_for(std::string_view client, std::uint64_t hash) const {
+std::uint32_t Store::hash_of(std::string_view client) {
+  return static_cast<std::uint32_t>(std::hash<std::string_view>{}(client));
+}
+
+const Store::Slot* Store::slot_for(std::string_view client, std::uint32_t hash) const {
   std::size_t mask = slots_.size() - 1;
   for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
     const Slot& slot = slots_[i];
@@ -38,7 +42,7 @@ const Store::Slot* Store::slot_for(std::string_view client, std::uint64_t hash) 
   }
 }
 
-Store::Slot* Store::slot_for(std::string_view client, std::uint64_t hash) {
+Store::Slot* Store::slot_for(std::string_view client, std::uint32_t hash) {
   return const_cast<Slot*>(std::as_const(*this).slot_for(client, hash));
 }
 
@@ -57,7 +61,7 @@ void Store::grow() {
 
 Store::Applied Store::apply(Location candidate) {
   auto client = candidate.client();
-  auto hash = std::hash<std::string_view>{}(client);
+  auto hash = hash_of(client);
   Slot* slot = slot_for(client, hash);
   if (slot->record != empty) {
     Location& current = records_[slot->record];
@@ -72,11 +76,11 @@ Store::Applied Store::apply(Location candidate) {
 }
 
 void Store::prefetch(std::string_view client) const {
-  __builtin_prefetch(&slots_[std::hash<std::string_view>{}(client) & (slots_.size() - 1)]);
+  __builtin_prefetch(&slots_[hash_of(client) & (slots_.size() - 1)]);
 }
 
 const Location* Store::find(std::string_view client) const {
-  const Slot* slot = slot_for(client, std::hash<std::string_view>{}(client));
+  const Slot* slot = slot_for(client, hash_of(client));
   return slot->record == empty ? nullptr : &records_[slot->record];
 }
 

@@ -56,15 +56,17 @@ class Store {
 
  private:
   // Open addressing over (hash, record index): a probe touches one small array, and the
-  // record itself only when the hashes match. Millions of clients stay cache-friendly.
+  // record itself only when the hashes match. Millions of clients stay cache-friendly. The
+  // low 32 bits of the hash place a slot (tables stay far below 2^32 slots) and filter probes.
   struct Slot {
-    std::uint64_t hash = 0;
+    std::uint32_t hash = 0;
     std::uint32_t record = empty;
   };
   static constexpr std::uint32_t empty = UINT32_MAX;
 
-  Slot* slot_for(std::string_view client, std::uint64_t hash);
-  const Slot* slot_for(std::string_view client, std::uint64_t hash) const;
+  static std::uint32_t hash_of(std::string_view client);
+  Slot* slot_for(std::string_view client, std::uint32_t hash);
+  const Slot* slot_for(std::string_view client, std::uint32_t hash) const;
   void grow();
 
   std::vector<Slot> slots_ = std::vector<Slot>(1024);
