@@ -88,6 +88,12 @@ class Herd {
     });
   }
 
+  // Starts loading the client's place in the store into the cache, so that the miss overlaps
+  // the caller's formatting. Only with one thread: otherwise the store may be changing.
+  void prefetch(std::string_view client) const {
+    if (one_thread_) store_.prefetch(client);
+  }
+
   // A connection whose first line was "PEER <server>" from a neighbor becomes its link.
   void attach_peer(std::string server, tcp::socket socket, std::string buffered);
 

@@ -166,6 +166,7 @@ bool Session::handed_to_peer(std::string_view first_line) {
 void Session::handle(std::string_view line, std::vector<StoreOp>& ops) {
   auto command = parse_client_line(line);
   if (auto iamat = std::get_if<Iamat>(&command)) {
+    herd_.prefetch(iamat->client);
     auto location = make_location(herd_.name(), format_diff(received_at_, iamat->client_time),
                                   iamat->client, iamat->coords, iamat->time, iamat->client_time);
     auto reply = add_reply(location.at_line, false);
