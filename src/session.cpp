@@ -227,12 +227,17 @@ void Session::complete(std::uint64_t reply, std::string_view text) {
   auto& slot = waiting_[reply - first_waiting_];
   if (slot.ready) return;
   slot.ready = true;
-  if (!text.empty()) {
+  bool moved = false;
+  if (!text.empty() && reply == first_waiting_) {  // first in line: straight to the outbox
+    outbox_.append(text);
+    waiting_.pop_front();
+    ++first_waiting_;
+    moved = true;
+  } else if (!text.empty()) {
     slot.at = texts_.size();
     slot.size = text.size();
     texts_.append(text);
   }
-  bool moved = false;
   while (!waiting_.empty() && waiting_.front().ready) {
     outbox_.append(texts_, waiting_.front().at, waiting_.front().size);
     waiting_.pop_front();
