@@ -75,14 +75,13 @@ class Herd {
   // caller is already on the loop, the store's strand: both run before this returns, and the
   // caller need not suspend.
   template <typename Executor, typename Done>
-  void apply(std::vector<StoreOp>& ops, std::shared_ptr<PropagationListener> listener,
+  void apply(std::vector<StoreOp>& ops, const std::shared_ptr<PropagationListener>& listener,
              const Executor& caller, Done done) {
     if (one_thread_) {
       apply(ops, listener);
       return done();
     }
-    asio::dispatch(strand_, [this, &ops, listener = std::move(listener), caller,
-                             done = std::move(done)]() mutable {
+    asio::dispatch(strand_, [this, &ops, listener, caller, done = std::move(done)]() mutable {
       apply(ops, listener);
       asio::dispatch(caller, std::move(done));
     });

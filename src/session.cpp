@@ -90,6 +90,7 @@ void Session::propagated(std::uint64_t reply) {
 
 awaitable<void> Session::reader() {
   auto self = shared_from_this();
+  const std::shared_ptr<PropagationListener> listener = self;  // told when updates have spread
   bool first_line = true;
   bool done = false;
   while (!done) {
@@ -132,7 +133,7 @@ awaitable<void> Session::reader() {
     }
     if (!ops_.empty()) {
       bool applied = false;
-      herd_.apply(ops_, self, socket_.get_executor(), [this, self, &applied] {
+      herd_.apply(ops_, listener, socket_.get_executor(), [this, self, &applied] {
         applied = true;
         wake_reader_.notify();
       });
