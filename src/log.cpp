@@ -162,15 +162,22 @@ void Log::append(std::string_view who, std::string_view direction, std::string_v
   const std::size_t prefix_size = 28 + who.size() + direction.size() + 2;
   const char* p = text.data();
   const char* end = p + text.size();
+  // Later lines copy the first line's prefix (a WHATSAT reply has hundreds of lines); by
+  // offset, since room_for may move the buffer.
+  std::size_t first_prefix_at = SIZE_MAX;
   do {
     char* out = room_for(prefix_size + 4 * static_cast<std::size_t>(end - p) + 1);
-    std::memcpy(out, stamp_, 28);
-    std::memcpy(out + 28, who.data(), who.size());
-    out += 28 + who.size();
-    *out++ = ' ';
-    std::memcpy(out, direction.data(), direction.size());
-    out += direction.size();
-    *out++ = ' ';
+    if (first_prefix_at == SIZE_MAX) {
+      first_prefix_at = used_;
+      std::memcpy(out, stamp_, 28);
+      std::memcpy(out + 28, who.data(), who.size());
+      out[28 + who.size()] = ' ';
+      std::memcpy(out + 29 + who.size(), direction.data(), direction.size());
+      out[prefix_size - 1] = ' ';
+    } else {
+      std::memcpy(out, buffer_.get() + first_prefix_at, prefix_size);
+    }
+    out += prefix_size;
     out = write_escaped_line(out, text.data(), p, end);
     *out++ = '\n';
     used_ = static_cast<std::size_t>(out - buffer_.get());
