@@ -1,8 +1,13 @@
 #include "places/legacy_json.hpp"
 
 #include <array>
+#include <bit>
 #include <cmath>
 #include <iterator>
+
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include <fmt/format.h>
 
@@ -300,22 +305,57 @@ void write_pretty(std::string& out, simdjson::dom::element value, int depth) {
   }
 }
 
-// Printable ASCII that needs no escape: copied in runs, the common case by far.
-constexpr auto plain_ascii_table = [] {
+namespace {
+
+// Bytes copied as they are: printable ASCII (and DEL) other than the five Google escapes.
+constexpr auto plain_table = [] {
   std::array<bool, 256> table{};
-  for (int c = 0x20; c < 0x7f; ++c)
+  for (int c = 0x20; c < 0x80; ++c)
     table[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&';
   return table;
 }();
-inline bool plain_ascii(char c) {
-  return plain_ascii_table[static_cast<unsigned char>(c)];
+inline bool plain(char c) {
+  return plain_table[static_cast<unsigned char>(c)];
 }
+
+#ifdef __SSE2__
+// One bit for each of the sixteen bytes at `p` that is not plain.
+unsigned special_mask(const char* p) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  // Signed, so bytes from 0x80 up (UTF-8) count as below the space too.
+  __m128i special = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
+  for (const char c : {'"', '\\', '<', '>', '&'})
+    special = _mm_or_si128(special, _mm_cmpeq_epi8(v, _mm_set1_epi8(c)));
+  return static_cast<unsigned>(_mm_movemask_epi8(special));
+}
+#endif
+
+// The position of the first byte from `from` on that is not plain, or text.size(). Nearly
+// every string is plain throughout, so this looks at sixteen bytes at a time.
+std::size_t find_special(std::string_view text, std::size_t from) {
+#ifdef __SSE2__
+  if (text.size() >= 16) {
+    for (; from + 16 <= text.size(); from += 16) {
+      if (const unsigned mask = special_mask(text.data() + from))
+        return from + std::countr_zero(mask);
+    }
+    if (from == text.size()) return from;
+    // The last sixteen bytes, some of them already known to be plain.
+    const std::size_t last = text.size() - 16;
+    const unsigned mask = special_mask(text.data() + last) >> (from - last);
+    return mask ? from + std::countr_zero(mask) : text.size();
+  }
+#endif
+  while (from < text.size() && plain(text[from])) ++from;
+  return from;
+}
+
+}  // namespace
 
 void write_json_string(std::string& out, std::string_view text) {
   out += '"';
   for (std::size_t i = 0; i < text.size();) {
-    std::size_t run = i;
-    while (run < text.size() && plain_ascii(text[run])) ++run;
+    const std::size_t run = find_special(text, i);
     out.append(text.data() + i, run - i);
     if ((i = run) == text.size()) break;
     const auto byte = static_cast<unsigned char>(text[i]);
@@ -333,10 +373,8 @@ void write_json_string(std::string& out, std::string_view text) {
     ++i;
     if (const auto escape = escape_of(static_cast<char>(byte)); !escape.empty()) {
       out += escape;
-    } else if (byte < 0x20) {
+    } else {  // the other control characters
       fmt::format_to(std::back_inserter(out), "\\u{:04x}", byte);
-    } else {
-      out += static_cast<char>(byte);
     }
   }
   out += '"';

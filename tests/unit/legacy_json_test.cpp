@@ -69,6 +69,24 @@ TEST_CASE("strings are escaped as Google escapes them", "[legacy_json]") {
   }
 }
 
+TEST_CASE("a byte to escape is found wherever it falls in a long string", "[legacy_json]") {
+  const struct {
+    std::string_view byte, json;
+  } specials[] = {{"<", "\\u003c"}, {"\x01", "\\u0001"}, {"\"", "\\\""},
+                  {"é", "é"},       {"\xff", "\\ufffd"}, {"\x7f", "\x7f"}};
+  for (std::size_t length = 1; length <= 40; ++length) {
+    for (std::size_t at = 0; at < length; ++at) {
+      for (const auto& special : specials) {
+        std::string text(length, 'a');
+        text.replace(at, 1, special.byte);
+        INFO(text);
+        CHECK(json_literal(text) == '"' + std::string(at, 'a') + std::string(special.json) +
+                                        std::string(length - at - 1, 'a') + '"');
+      }
+    }
+  }
+}
+
 TEST_CASE("a reply is written in Google's legacy layout", "[legacy_json]") {
   const PlacesReply reply{
       .status = "OK",
