@@ -94,7 +94,8 @@ bool read_if_present(simdjson::dom::object fields, std::string_view key, std::op
   return true;
 }
 
-bool read_strings(simdjson::dom::array array, std::vector<std::string>& strings) {
+template <class String>
+bool read_strings(simdjson::dom::array array, std::vector<String>& strings) {
   for (auto item : array) {
     std::string_view text;
     if (item.get(text) != simdjson::SUCCESS) return false;
@@ -143,13 +144,13 @@ std::string new_error_reply(simdjson::dom::object error, long http_status,
       status, fmt::format("places upstream answered {} (HTTP {})", google_status, code), api_key);
 }
 
-std::optional<Place> read_new_place(simdjson::dom::element entry) {
+// `types` holds the place's types until the next place is read.
+std::optional<PlaceView> read_new_place(simdjson::dom::element entry,
+                                        std::vector<std::string_view>& types) {
   simdjson::dom::object fields;
   if (entry.get(fields) != simdjson::SUCCESS) return std::nullopt;
-  Place place;
-  std::string_view id;
-  if (fields["id"].get(id) != simdjson::SUCCESS) return std::nullopt;
-  place.place_id = id;
+  PlaceView place;
+  if (fields["id"].get(place.place_id) != simdjson::SUCCESS) return std::nullopt;
   simdjson::dom::object location;
   if (fields["location"].get(location) != simdjson::SUCCESS ||
       location["latitude"].get(place.lat) != simdjson::SUCCESS ||
@@ -157,38 +158,47 @@ std::optional<Place> read_new_place(simdjson::dom::element entry) {
     return std::nullopt;
   }
   std::optional<simdjson::dom::object> display_name;
-  std::optional<std::string_view> name, short_address, address, business_status;
-  std::optional<simdjson::dom::array> types;
+  std::optional<std::string_view> name, short_address, address;
+  std::optional<simdjson::dom::array> type_array;
+  types.clear();
   if (!read_if_present(fields, "displayName", display_name) ||
       (display_name && !read_if_present(*display_name, "text", name)) ||
       !read_if_present(fields, "shortFormattedAddress", short_address) ||
       !read_if_present(fields, "formattedAddress", address) ||
-      !read_if_present(fields, "types", types) || (types && !read_strings(*types, place.types)) ||
+      !read_if_present(fields, "types", type_array) ||
+      (type_array && !read_strings(*type_array, types)) ||
       !read_if_present(fields, "rating", place.rating) ||
       !read_if_present(fields, "userRatingCount", place.user_ratings_total) ||
-      !read_if_present(fields, "businessStatus", business_status)) {
+      !read_if_present(fields, "businessStatus", place.business_status)) {
     return std::nullopt;
   }
   place.name = name.value_or("");
   place.vicinity = short_address.value_or(address.value_or(""));
-  if (business_status) place.business_status = std::string(*business_status);
+  place.types = types;
   return place;
 }
 
-// {"places":[...]}, or {} when nothing matched; nullopt for any other shape.
-std::optional<std::vector<Place>> read_new_places(simdjson::dom::element body) {
+// {"places":[...]}, or {} when nothing matched, as a legacy reply of at most `bound` results;
+// nullopt for any other shape, even in a place past the bound. The places go straight from
+// the document into the reply.
+std::optional<std::string> new_places_reply(simdjson::dom::element body, int bound) {
   simdjson::dom::object object;
   if (body.get(object) != simdjson::SUCCESS) return std::nullopt;
   std::optional<simdjson::dom::array> places;
   if (!read_if_present(object, "places", places)) return std::nullopt;
-  std::vector<Place> results;
-  if (!places) return results;
-  for (auto entry : *places) {
-    auto place = read_new_place(entry);
-    if (!place) return std::nullopt;
-    results.push_back(std::move(*place));
+  const auto kept = static_cast<std::size_t>(std::max(bound, 0));
+  LegacyReplyWriter reply(places ? std::min(places->size(), kept) : 0);
+  std::vector<std::string_view> types;
+  types.reserve(16);
+  std::size_t count = 0;
+  if (places) {
+    for (auto entry : *places) {
+      const auto place = read_new_place(entry, types);
+      if (!place) return std::nullopt;
+      if (count++ < kept) reply.add(*place);
+    }
   }
-  return results;
+  return reply.finish(count == 0 ? "ZERO_RESULTS" : "OK");
 }
 
 bool is_legacy_error_status(std::string_view status) {
@@ -260,13 +270,10 @@ std::string translate_new(const UpstreamResponse& response, const NearbyQuery& q
   if (body["error"].get(error) == simdjson::SUCCESS) {
     return new_error_reply(error, response.http_status, api_key);
   }
-  auto places = is_success(response.http_status) ? read_new_places(body) : std::nullopt;
-  if (!places) return error_reply(kUnknownError, unreadable(response, true), api_key);
-  PlacesReply reply;
-  reply.status = places->empty() ? "ZERO_RESULTS" : "OK";
-  places->resize(std::min(places->size(), static_cast<std::size_t>(std::max(query.bound, 0))));
-  reply.results = std::move(*places);
-  return to_legacy_json(reply);
+  auto reply =
+      is_success(response.http_status) ? new_places_reply(body, query.bound) : std::nullopt;
+  if (!reply) return error_reply(kUnknownError, unreadable(response, true), api_key);
+  return std::move(*reply);
 }
 
 std::string trim_legacy(const UpstreamResponse& response, const NearbyQuery& query,
@@ -282,25 +289,26 @@ std::string trim_legacy(const UpstreamResponse& response, const NearbyQuery& que
     return legacy_error_reply(object, status, api_key);
   }
 
-  PlacesReply reply;
-  reply.status = status;
+  std::vector<std::string> html_attributions;
   std::optional<simdjson::dom::array> attributions, results;
   if (!read_if_present(object, "html_attributions", attributions) ||
-      (attributions && !read_strings(*attributions, reply.html_attributions)) ||
+      (attributions && !read_strings(*attributions, html_attributions)) ||
       !read_if_present(object, "results", results)) {
     return error_reply(kUnknownError, unreadable(response, true), api_key);
   }
-  std::vector<simdjson::dom::element> kept;
+  const auto kept = static_cast<std::size_t>(std::max(query.bound, 0));
+  LegacyReplyWriter reply(results ? std::min(results->size(), kept) : 0, html_attributions);
+  std::size_t count = 0;
   if (results) {
     for (auto result : *results) {
-      if (std::ssize(kept) >= query.bound) break;
+      if (count++ >= kept) break;
       if (!result.is_object()) {
         return error_reply(kUnknownError, unreadable(response, true), api_key);
       }
-      kept.push_back(result);
+      reply.add(result);
     }
   }
-  return to_legacy_json(reply, kept);
+  return reply.finish(status);
 }
 
 }  // namespace herd::places

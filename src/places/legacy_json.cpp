@@ -67,18 +67,19 @@ void write_integer(std::string& out, std::int64_t value) {
 }
 
 // jsoncpp's rule: `[ a, b ]` on one line while it stays short, else one item a line.
-bool fits_on_one_line(const std::vector<std::string>& items) {
-  if (items.size() * 3 >= kRightMargin) return false;
-  std::size_t length = 4 + (items.size() - 1) * 2;
-  for (const auto& item : items) length += item.size();
-  return length < kRightMargin;
+bool fits_on_one_line(std::size_t count, std::size_t one_line_length) {
+  return count * 3 < kRightMargin && one_line_length < kRightMargin;
 }
 
 // `items` are already written: scalars or empty containers.
 void write_flat_array(std::string& out, const std::vector<std::string>& items, int depth) {
   if (items.empty()) {
     out += "[]";
-  } else if (fits_on_one_line(items)) {
+    return;
+  }
+  std::size_t one_line_length = 4 + (items.size() - 1) * 2;
+  for (const auto& item : items) one_line_length += item.size();
+  if (fits_on_one_line(items.size(), one_line_length)) {
     out += "[ ";
     for (std::size_t i = 0; i < items.size(); ++i) {
       if (i > 0) out += ", ";
@@ -95,10 +96,28 @@ void write_flat_array(std::string& out, const std::vector<std::string>& items, i
   }
 }
 
-void write_string_array(std::string& out, const std::vector<std::string>& strings, int depth) {
-  std::vector<std::string> items(strings.size());
-  for (std::size_t i = 0; i < strings.size(); ++i) write_json_string(items[i], strings[i]);
-  write_flat_array(out, items, depth);
+// Written on one line first: short enough is what nearly every array turns out to be.
+template <class Strings>
+void write_string_array(std::string& out, const Strings& strings, int depth) {
+  if (strings.empty()) {
+    out += "[]";
+    return;
+  }
+  const std::size_t start = out.size();
+  out += "[ ";
+  for (std::size_t i = 0; i < strings.size(); ++i) {
+    if (i > 0) out += ", ";
+    write_json_string(out, strings[i]);
+  }
+  out += " ]";
+  if (fits_on_one_line(strings.size(), out.size() - start)) return;
+  out.resize(start);
+  Lines lines(out, depth, '[');
+  for (const auto& text : strings) {
+    lines.item();
+    write_json_string(out, text);
+  }
+  lines.close(']');
 }
 
 bool is_nonempty_container(simdjson::dom::element value) {
@@ -136,7 +155,7 @@ void write_object(std::string& out, simdjson::dom::object object, int depth) {
   lines.close('}');
 }
 
-void write_location(std::string& out, const Place& place, int depth) {
+void write_location(std::string& out, const PlaceView& place, int depth) {
   Lines location(out, depth, '{');
   location.key("lat");
   write_number(out, place.lat);
@@ -146,7 +165,7 @@ void write_location(std::string& out, const Place& place, int depth) {
 }
 
 // Keys in Google's (alphabetical) order.
-void write_place(std::string& out, const Place& place, int depth) {
+void write_place(std::string& out, const PlaceView& place, int depth) {
   Lines fields(out, depth, '{');
   if (place.business_status) {
     fields.key("business_status");
@@ -174,35 +193,6 @@ void write_place(std::string& out, const Place& place, int depth) {
   fields.key("vicinity");
   write_json_string(out, place.vicinity);
   fields.close('}');
-}
-
-template <class WriteResult>
-std::string write_reply(const PlacesReply& reply, std::size_t result_count,
-                        WriteResult write_result) {
-  std::string out;
-  out.reserve(256 + 640 * result_count);  // about what a Google result takes
-  Lines top(out, 0, '{');
-  top.key("html_attributions");
-  write_string_array(out, reply.html_attributions, 1);
-  if (!reply.error_message.empty()) {
-    top.key("error_message");
-    write_json_string(out, reply.error_message);
-  }
-  top.key("results");
-  if (result_count == 0) {
-    out += "[]";
-  } else {
-    Lines results(out, 1, '[');
-    for (std::size_t i = 0; i < result_count; ++i) {
-      results.item();
-      write_result(out, i);
-    }
-    results.close(']');
-  }
-  top.key("status");
-  write_json_string(out, reply.status);
-  top.close('}');
-  return out;
 }
 
 // Length of the well-formed UTF-8 sequence that starts `text`, or 0 (Unicode table 3-7).
@@ -264,16 +254,57 @@ std::string_view escape_of(char c) {
 }  // namespace
 
 std::string to_legacy_json(const PlacesReply& reply) {
-  return write_reply(reply, reply.results.size(), [&](std::string& out, std::size_t i) {
-    write_place(out, reply.results[i], 2);
-  });
+  LegacyReplyWriter writer(reply.results.size(), reply.html_attributions, reply.error_message);
+  std::vector<std::string_view> types;
+  for (const Place& place : reply.results) {
+    types.assign(place.types.begin(), place.types.end());
+    writer.add({.name = place.name,
+                .lat = place.lat,
+                .lng = place.lng,
+                .place_id = place.place_id,
+                .vicinity = place.vicinity,
+                .types = types,
+                .rating = place.rating,
+                .user_ratings_total = place.user_ratings_total,
+                .business_status = place.business_status});
+  }
+  return writer.finish(reply.status);
 }
 
-std::string to_legacy_json(const PlacesReply& reply,
-                           std::span<const simdjson::dom::element> raw_results) {
-  return write_reply(reply, raw_results.size(), [&](std::string& out, std::size_t i) {
-    write_pretty(out, raw_results[i], 2);
-  });
+// The frame around the results never changes shape, so it is written as it reads.
+LegacyReplyWriter::LegacyReplyWriter(std::size_t expected_results,
+                                     std::span<const std::string> html_attributions,
+                                     std::string_view error_message) {
+  out_.reserve(256 + 640 * expected_results);  // about what a Google result takes
+  out_ += "{\n   \"html_attributions\" : ";
+  write_string_array(out_, html_attributions, 1);
+  if (!error_message.empty()) {
+    out_ += ",\n   \"error_message\" : ";
+    write_json_string(out_, error_message);
+  }
+  out_ += ",\n   \"results\" : [";
+}
+
+void LegacyReplyWriter::next_result() {
+  out_ += has_results_ ? ",\n      " : "\n      ";
+  has_results_ = true;
+}
+
+void LegacyReplyWriter::add(const PlaceView& place) {
+  next_result();
+  write_place(out_, place, 2);
+}
+
+void LegacyReplyWriter::add(simdjson::dom::element raw_result) {
+  next_result();
+  write_pretty(out_, raw_result, 2);
+}
+
+std::string LegacyReplyWriter::finish(std::string_view status) {
+  out_ += has_results_ ? "\n   ],\n   \"status\" : " : "],\n   \"status\" : ";
+  write_json_string(out_, status);
+  out_ += "\n}";
+  return std::move(out_);
 }
 
 void write_pretty(std::string& out, simdjson::dom::element value, int depth) {

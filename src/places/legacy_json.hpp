@@ -30,13 +30,42 @@ struct PlacesReply {
   std::vector<std::string> html_attributions{};
 };
 
+// A result as the writer takes it. It only borrows, so results read out of another JSON
+// document go into the reply without being copied into Places first.
+struct PlaceView {
+  std::string_view name{};
+  double lat = 0, lng = 0;
+  std::string_view place_id{}, vicinity{};
+  std::span<const std::string_view> types{};
+  std::optional<double> rating{};
+  std::optional<std::int64_t> user_ratings_total{};
+  std::optional<std::string_view> business_status{};
+};
+
 // The reply as Google's legacy Nearby Search prints it: 3-space indentation, `"key" : value`,
 // short scalar arrays on one line, no empty line and no trailing newline.
 std::string to_legacy_json(const PlacesReply& reply);
 
-// The same frame around Google's own legacy results, passed through in place of reply.results.
-std::string to_legacy_json(const PlacesReply& reply,
-                           std::span<const simdjson::dom::element> raw_results);
+// Writes the same reply a result at a time, for results that are not Places.
+class LegacyReplyWriter {
+ public:
+  // Writes what comes before the results; `expected_results` only sizes the buffer.
+  explicit LegacyReplyWriter(std::size_t expected_results,
+                             std::span<const std::string> html_attributions = {},
+                             std::string_view error_message = {});
+
+  void add(const PlaceView& place);
+  // One of Google's own legacy results, passed through as it is.
+  void add(simdjson::dom::element raw_result);
+  // The whole reply; the writer is done with.
+  std::string finish(std::string_view status);
+
+ private:
+  void next_result();
+
+  std::string out_;
+  bool has_results_ = false;
+};
 
 // Appends `value` in the same style; `depth` is the nesting level of the line it starts on.
 void write_pretty(std::string& out, simdjson::dom::element value, int depth);
