@@ -15,6 +15,8 @@
 namespace herd::places {
 namespace {
 
+using namespace std::literals;
+
 // Google's legacy output has the layout of jsoncpp's StyledWriter, including its line width.
 constexpr std::size_t kRightMargin = 74;
 
@@ -157,44 +159,43 @@ void write_object(std::string& out, simdjson::dom::object object, int depth) {
   lines.close('}');
 }
 
-void write_location(std::string& out, const PlaceView& place, int depth) {
-  Lines location(out, depth, '{');
-  location.key("lat");
-  write_number(out, place.lat);
-  location.key("lng");
-  write_number(out, place.lng);
-  location.close('}');
-}
-
-// Keys in Google's (alphabetical) order.
-void write_place(std::string& out, const PlaceView& place, int depth) {
-  Lines fields(out, depth, '{');
+// A result as it reads at depth 2, where every result is: keys in Google's (alphabetical)
+// order. Written out whole rather than through Lines, as this is most of every reply.
+void write_place(std::string& out, const PlaceView& place) {
+  out += "{\n"sv;
   if (place.business_status) {
-    fields.key("business_status");
+    out += "         \"business_status\" : "sv;
     write_json_string(out, *place.business_status);
+    out += ",\n"sv;
   }
-  fields.key("geometry");
-  Lines geometry(out, depth + 1, '{');
-  geometry.key("location");
-  write_location(out, place, depth + 2);
-  geometry.close('}');
-  fields.key("name");
+  out +=
+      "         \"geometry\" : {\n"
+      "            \"location\" : {\n"
+      "               \"lat\" : "sv;
+  write_number(out, place.lat);
+  out += ",\n               \"lng\" : "sv;
+  write_number(out, place.lng);
+  out +=
+      "\n"
+      "            }\n"
+      "         },\n"
+      "         \"name\" : "sv;
   write_json_string(out, place.name);
-  fields.key("place_id");
+  out += ",\n         \"place_id\" : "sv;
   write_json_string(out, place.place_id);
   if (place.rating) {
-    fields.key("rating");
+    out += ",\n         \"rating\" : "sv;
     write_number(out, *place.rating);
   }
-  fields.key("types");
-  write_string_array(out, place.types, depth + 1);
+  out += ",\n         \"types\" : "sv;
+  write_string_array(out, place.types, 3);
   if (place.user_ratings_total) {
-    fields.key("user_ratings_total");
+    out += ",\n         \"user_ratings_total\" : "sv;
     write_integer(out, *place.user_ratings_total);
   }
-  fields.key("vicinity");
+  out += ",\n         \"vicinity\" : "sv;
   write_json_string(out, place.vicinity);
-  fields.close('}');
+  out += "\n      }"sv;
 }
 
 // Length of the well-formed UTF-8 sequence that starts `text`, or 0 (Unicode table 3-7).
@@ -294,7 +295,7 @@ void LegacyReplyWriter::next_result() {
 
 void LegacyReplyWriter::add(const PlaceView& place) {
   next_result();
-  write_place(out_, place, 2);
+  write_place(out_, place);
 }
 
 void LegacyReplyWriter::add(simdjson::dom::element raw_result) {
