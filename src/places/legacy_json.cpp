@@ -13,9 +13,10 @@
 #include <fmt/format.h>
 
 namespace herd::places {
-namespace {
 
 using namespace std::literals;
+
+namespace {
 
 // Google's legacy output has the layout of jsoncpp's StyledWriter, including its line width.
 constexpr std::size_t kRightMargin = 74;
@@ -108,12 +109,12 @@ void write_string_array(std::string& out, const Strings& strings, int depth) {
     return;
   }
   const std::size_t start = out.size();
-  out += "[ ";
+  out += "[ "sv;
   for (std::size_t i = 0; i < strings.size(); ++i) {
-    if (i > 0) out += ", ";
+    if (i > 0) out += ", "sv;
     write_json_string(out, strings[i]);
   }
-  out += " ]";
+  out += " ]"sv;
   if (fits_on_one_line(strings.size(), out.size() - start)) return;
   out.resize(start);
   Lines lines(out, depth, '[');
@@ -289,7 +290,7 @@ LegacyReplyWriter::LegacyReplyWriter(std::size_t expected_results,
 }
 
 void LegacyReplyWriter::next_result() {
-  out_ += has_results_ ? ",\n      " : "\n      ";
+  out_ += has_results_ ? ",\n      "sv : "\n      "sv;
   has_results_ = true;
 }
 
