@@ -57,7 +57,7 @@ class LegacyReplyWriter {
   void add(const PlaceView& place);
   // One of Google's own legacy results, passed through as it is.
   void add(simdjson::dom::element raw_result);
-  // The whole reply; the writer is done with.
+  // The whole reply; call it once, after the last result.
   std::string finish(std::string_view status);
 
  private:

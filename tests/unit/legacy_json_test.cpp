@@ -146,6 +146,39 @@ TEST_CASE("a reply is written in Google's legacy layout", "[legacy_json]") {
 })");
 }
 
+TEST_CASE("a reply is written a result at a time from borrowed text", "[legacy_json]") {
+  const std::vector<std::string_view> types = {"cafe", "food"};
+  const std::vector<std::string> attributions = {"<b>Example</b>"};
+  LegacyReplyWriter writer(1, attributions);
+  writer.add(PlaceView{.name = "Kerckhoff Coffee",
+                       .lat = 34.0705,
+                       .lng = -118.4433,
+                       .place_id = "ChIJKerckhoff",
+                       .vicinity = "308 Westwood Plaza, Los Angeles",
+                       .types = types,
+                       .rating = 4.3});
+  CHECK(writer.finish("OK") == R"({
+   "html_attributions" : [ "\u003cb\u003eExample\u003c/b\u003e" ],
+   "results" : [
+      {
+         "geometry" : {
+            "location" : {
+               "lat" : 34.0705,
+               "lng" : -118.4433
+            }
+         },
+         "name" : "Kerckhoff Coffee",
+         "place_id" : "ChIJKerckhoff",
+         "rating" : 4.3,
+         "types" : [ "cafe", "food" ],
+         "vicinity" : "308 Westwood Plaza, Los Angeles"
+      }
+   ],
+   "status" : "OK"
+})");
+  CHECK(LegacyReplyWriter(0).finish("ZERO_RESULTS") == to_legacy_json({.status = "ZERO_RESULTS"}));
+}
+
 TEST_CASE("empty and error replies", "[legacy_json]") {
   CHECK(to_legacy_json({.status = "ZERO_RESULTS"}) == R"({
    "html_attributions" : [],
