@@ -71,8 +71,10 @@ void Session::start() {
   socket_.non_blocking(true, ec);  // send() writes directly and must never block
   herd_.log().event(
       who_, fmt::format("connected from {}:{}", remote.address().to_string(), remote.port()));
-  asio::co_spawn(socket_.get_executor(), reader(), asio::detached);
-  asio::co_spawn(socket_.get_executor(), writer(), asio::detached);
+  // Each coroutine holds the session from its creation: the reader may finish before the
+  // writer first runs, and taking the reference inside could then be too late.
+  asio::co_spawn(socket_.get_executor(), reader(shared_from_this()), asio::detached);
+  asio::co_spawn(socket_.get_executor(), writer(shared_from_this()), asio::detached);
 }
 
 void Session::stop() {
@@ -88,8 +90,7 @@ void Session::propagated(std::uint64_t reply) {
                  [self = shared_from_this(), reply] { self->complete(reply); });
 }
 
-awaitable<void> Session::reader() {
-  auto self = shared_from_this();
+awaitable<void> Session::reader(std::shared_ptr<Session> self) {
   const std::shared_ptr<PropagationListener> listener = self;  // told when updates have spread
   bool first_line = true;
   bool done = false;
@@ -267,8 +268,7 @@ void Session::send() {
     wake_writer_.notify();
 }
 
-awaitable<void> Session::writer() {
-  auto self = shared_from_this();
+awaitable<void> Session::writer([[maybe_unused]] std::shared_ptr<Session> self) {
   for (;;) {
     if (outbox_.empty()) {
       if (input_done_ && waiting_.empty()) break;

@@ -53,8 +53,9 @@ class Session : public std::enable_shared_from_this<Session>, public Propagation
     int bound = 0;
   };
 
-  awaitable<void> reader();
-  awaitable<void> writer();
+  // `self` keeps the session alive while the coroutine lives.
+  awaitable<void> reader(std::shared_ptr<Session> self);
+  awaitable<void> writer(std::shared_ptr<Session> self);
   void send();
   awaitable<void> linger();
   void handle(std::string_view line, std::vector<StoreOp>& ops);
