@@ -5,6 +5,7 @@
 #include <asio/bind_executor.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/error.hpp>
+#include <asio/post.hpp>
 #include <asio/posix/stream_descriptor.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
@@ -12,6 +13,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <chrono>
+#include <optional>
 #include <stdexcept>
 #include <string_view>
 #include <unordered_map>
@@ -139,6 +142,8 @@ class CurlMulti : public std::enable_shared_from_this<CurlMulti> {
   void on_ready(const std::shared_ptr<WatchedSocket>& socket, Direction direction,
                 std::error_code ec);
   void set_timer(long timeout_ms);
+  void arm_timer(std::chrono::steady_clock::time_point at);
+  void on_due();
   void socket_action(curl_socket_t fd, int events);
   void drain_done();
   void finish(CURL* easy, CURLcode result);
@@ -149,7 +154,15 @@ class CurlMulti : public std::enable_shared_from_this<CurlMulti> {
 
   asio::io_context& io_;
   Strand strand_;
-  asio::steady_timer timer_;  // curl's single timeout
+  // curl's single timeout, `due_`, is served by timer_, armed at or before it (`armed_at_`)
+  // and re-armed only when the timeout moves earlier: with lookups completing in
+  // milliseconds, curl moves it on every transfer, and reprogramming the kernel's timer each
+  // time is one of a lookup's costliest system calls. A timeout of 0 is a posted handler.
+  asio::steady_timer timer_;
+  std::optional<std::chrono::steady_clock::time_point> due_;
+  std::optional<std::chrono::steady_clock::time_point> armed_at_;
+  std::uint64_t timer_generation_ = 0;  // tells a superseded timer's completion apart
+  bool due_now_posted_ = false;
   CURLM* multi_ = nullptr;
   bool closing_ = false;
   bool multiplex_;
@@ -401,14 +414,46 @@ int CurlMulti::on_timer(CURLM*, long timeout_ms, void* self) {
 
 void CurlMulti::set_timer(long timeout_ms) {
   if (timeout_ms < 0 || closing_) {
+    due_.reset();
+    armed_at_.reset();
     timer_.cancel();
     return;
   }
-  // Even for 0: curl must not be called from inside its own callback.
-  timer_.expires_after(std::chrono::milliseconds(timeout_ms));
-  timer_.async_wait(asio::bind_executor(strand_, [self = shared_from_this()](std::error_code ec) {
-    if (ec != asio::error::operation_aborted) self->socket_action(CURL_SOCKET_TIMEOUT, 0);
-  }));
+  due_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  if (timeout_ms == 0) {
+    // Even for 0: curl must not be called from inside its own callback.
+    if (!std::exchange(due_now_posted_, true)) {
+      asio::post(strand_, [self = shared_from_this()] {
+        self->due_now_posted_ = false;
+        self->on_due();
+      });
+    }
+    return;
+  }
+  if (!armed_at_ || *due_ < *armed_at_) arm_timer(*due_);
+}
+
+void CurlMulti::arm_timer(std::chrono::steady_clock::time_point at) {
+  armed_at_ = at;
+  timer_.expires_at(at);
+  timer_.async_wait(asio::bind_executor(
+      strand_, [self = shared_from_this(), generation = ++timer_generation_](std::error_code ec) {
+        if (ec == asio::error::operation_aborted || generation != self->timer_generation_) return;
+        self->armed_at_.reset();
+        self->on_due();
+      }));
+}
+
+// Tells curl its timeout has come, or, when the timer fired early because curl has since
+// moved the timeout later, waits on for it.
+void CurlMulti::on_due() {
+  if (!due_ || closing_) return;
+  if (*due_ > std::chrono::steady_clock::now()) {
+    if (!armed_at_ || *due_ < *armed_at_) arm_timer(*due_);
+    return;
+  }
+  due_.reset();
+  socket_action(CURL_SOCKET_TIMEOUT, 0);
 }
 
 size_t CurlMulti::on_body(char* data, size_t size, size_t count, void* transfer_ptr) {
