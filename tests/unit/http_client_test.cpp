@@ -197,6 +197,12 @@ bool run(asio::io_context& io, std::function<awaitable<void>()> body) {
   return io.stopped();
 }
 
+// `request` must outlive the fetch (GCC 12 mishandles temporaries copied into coroutine
+// parameters, so none are).
+awaitable<void> fetch_into(HttpClient& client, const HttpRequest& request, FetchResult& result) {
+  result = co_await client.async_fetch(request, as_tuple_awaitable);
+}
+
 std::size_t open_fds() {
   auto fds = std::filesystem::directory_iterator("/proc/self/fd");
   return static_cast<std::size_t>(std::distance(begin(fds), end(fds)));
@@ -354,6 +360,31 @@ TEST_CASE("the request timeout ends a hanging fetch", "[http]") {
   CHECK(response.error == "upstream timed out after 200 ms");
   CHECK(since(start) >= 190ms);
   CHECK(since(start) < 5000ms);  // not left hanging
+}
+
+TEST_CASE("a timeout still fires after curl moves its timeout later", "[http]") {
+  // curl keeps one timeout for all transfers, the earliest. While /slow (answered at 300 ms)
+  // runs, that is its own deadline (400 ms); once it is answered, the timeout moves later, to
+  // the hanging request's (700 ms). The client's timer, armed for the first, fires early and
+  // must wait on for the second.
+  TestServer server;
+  asio::io_context io;
+  HttpClient client(io);
+  FetchResult slow, hang;
+  const auto start = std::chrono::steady_clock::now();
+  std::chrono::milliseconds elapsed{};
+  REQUIRE(run(io, [&]() -> awaitable<void> {
+    const HttpRequest slow_request{.url = server.url("/slow/1"), .timeout = 400ms};
+    const HttpRequest hang_request{.url = server.url("/hang"), .timeout = 700ms};
+    co_await (fetch_into(client, slow_request, slow) && fetch_into(client, hang_request, hang));
+    elapsed = since(start);
+  }));
+
+  CHECK(std::get<0>(slow) == std::error_code{});
+  CHECK(std::get<1>(slow).status == 200);
+  CHECK(std::get<0>(hang) == asio::error::timed_out);
+  CHECK(std::get<1>(hang).error == "upstream timed out after 700 ms");
+  CHECK(elapsed >= 690ms);
 }
 
 TEST_CASE("a connect timeout says so", "[http]") {
