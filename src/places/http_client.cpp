@@ -142,7 +142,7 @@ class CurlMulti : public std::enable_shared_from_this<CurlMulti> {
   void on_ready(const std::shared_ptr<WatchedSocket>& socket, Direction direction,
                 std::error_code ec);
   void set_timer(long timeout_ms);
-  void arm_timer(std::chrono::steady_clock::time_point at);
+  void arm_timer_by(std::chrono::steady_clock::time_point at);
   void on_due();
   void socket_action(curl_socket_t fd, int events);
   void drain_done();
@@ -430,10 +430,12 @@ void CurlMulti::set_timer(long timeout_ms) {
     }
     return;
   }
-  if (!armed_at_ || *due_ < *armed_at_) arm_timer(*due_);
+  arm_timer_by(*due_);
 }
 
-void CurlMulti::arm_timer(std::chrono::steady_clock::time_point at) {
+// Makes sure the timer fires no later than `at`, leaving it alone when it already does.
+void CurlMulti::arm_timer_by(std::chrono::steady_clock::time_point at) {
+  if (armed_at_ && *armed_at_ <= at) return;
   armed_at_ = at;
   timer_.expires_at(at);
   timer_.async_wait(asio::bind_executor(
@@ -448,10 +450,7 @@ void CurlMulti::arm_timer(std::chrono::steady_clock::time_point at) {
 // moved the timeout later, waits on for it.
 void CurlMulti::on_due() {
   if (!due_ || closing_) return;
-  if (*due_ > std::chrono::steady_clock::now()) {
-    if (!armed_at_ || *due_ < *armed_at_) arm_timer(*due_);
-    return;
-  }
+  if (*due_ > std::chrono::steady_clock::now()) return arm_timer_by(*due_);
   due_.reset();
   socket_action(CURL_SOCKET_TIMEOUT, 0);
 }
