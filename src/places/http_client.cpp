@@ -9,6 +9,7 @@
 #include <asio/posix/stream_descriptor.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -79,7 +80,8 @@ struct Transfer {
   bool body_too_large = false;
 };
 
-// One fd curl asked us to watch. curl owns the fd: the descriptor is released, never closed.
+// One fd curl asked us to watch. curl owns the fd: the descriptor is released, never closed,
+// unless curl asks us to close it (on_close_socket).
 struct WatchedSocket {
   explicit WatchedSocket(asio::io_context& io) : descriptor(io) {}
   ~WatchedSocket() { release(); }
@@ -95,6 +97,9 @@ struct WatchedSocket {
   int wanted = CURL_POLL_NONE;  // what curl asked for last
   bool reading = false;         // a wait_read is pending
   bool writing = false;         // a wait_write is pending
+  // A kept connection idling in curl's cache: curl has said REMOVE but will close it only
+  // through on_close_socket, so it stays registered for the next transfer to reuse.
+  bool parked = false;
 };
 
 // The curl multi handle and everything that drives it. Apart from construction and close()
@@ -116,6 +121,9 @@ class CurlMulti : public std::enable_shared_from_this<CurlMulti> {
                       multiplex_ ? CURLPIPE_MULTIPLEX : CURLPIPE_NOTHING);
     if (max_host_connections > 0) {
       curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, max_host_connections);
+      // By default curl keeps 4 idle connections per transfer running at that moment, so a
+      // lull closes connections that the next burst reopens (with TLS, a handshake each).
+      curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, max_host_connections);
     }
   }
 
@@ -133,10 +141,12 @@ class CurlMulti : public std::enable_shared_from_this<CurlMulti> {
   using Direction = asio::posix::stream_descriptor::wait_type;
 
   static int on_socket(CURL* easy, curl_socket_t fd, int what, void* self, void* socket);
+  static int on_close_socket(void* self, curl_socket_t fd);
   static int on_timer(CURLM* multi, long timeout_ms, void* self);
   static size_t on_body(char* data, size_t size, size_t count, void* transfer);
 
   int watch(curl_socket_t fd, int what, WatchedSocket* known);
+  void unwatch(CURL* easy, curl_socket_t fd);
   void forget(curl_socket_t fd);
   void arm(const std::shared_ptr<WatchedSocket>& socket, Direction direction);
   void on_ready(const std::shared_ptr<WatchedSocket>& socket, Direction direction,
@@ -147,7 +157,7 @@ class CurlMulti : public std::enable_shared_from_this<CurlMulti> {
   void socket_action(curl_socket_t fd, int events);
   void drain_done();
   void finish(CURL* easy, CURLcode result);
-  void configure(CURL* easy, Transfer& transfer) const;
+  void configure(CURL* easy, Transfer& transfer);
   CURL* take_easy();
   void recycle(CURL* easy);
   static void complete(Transfer& transfer, std::error_code ec, std::string error);
@@ -267,7 +277,7 @@ void CurlMulti::start(const std::shared_ptr<Transfer>& transfer) {
   transfers_.emplace(easy, transfer);
 }
 
-void CurlMulti::configure(CURL* easy, Transfer& transfer) const {
+void CurlMulti::configure(CURL* easy, Transfer& transfer) {
   const HttpRequest& request = transfer.request;
   curl_easy_setopt(easy, CURLOPT_PRIVATE, &transfer);
   curl_easy_setopt(easy, CURLOPT_URL, request.url.c_str());
@@ -279,6 +289,8 @@ void CurlMulti::configure(CURL* easy, Transfer& transfer) const {
   curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");  // whatever curl can decode
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &CurlMulti::on_body);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, &transfer);
+  curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, &CurlMulti::on_close_socket);
+  curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, this);
   if (multiplex_) {
     // HTTP/2 where TLS negotiates it, HTTP/1.1 keep-alive for plain http.
     curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
@@ -340,20 +352,37 @@ void CurlMulti::close() {
   timer_.cancel();
 }
 
-int CurlMulti::on_socket(CURL*, curl_socket_t fd, int what, void* self, void* socket) {
+int CurlMulti::on_socket(CURL* easy, curl_socket_t fd, int what, void* self, void* socket) {
   auto& multi = *static_cast<CurlMulti*>(self);
   if (what == CURL_POLL_REMOVE) {
-    multi.forget(fd);
+    multi.unwatch(easy, fd);
     return 0;
   }
   return multi.watch(fd, what, static_cast<WatchedSocket*>(socket));
 }
 
+// Called instead of close() for the sockets of curl's connections (not for those of failed
+// connection attempts, nor for its resolver's socketpair).
+int CurlMulti::on_close_socket(void* self, curl_socket_t fd) {
+  auto& multi = *static_cast<CurlMulti*>(self);
+  auto it = multi.sockets_.find(fd);
+  if (it == multi.sockets_.end() || !it->second->parked) {
+    multi.forget(fd);
+    return ::close(fd);
+  }
+  std::error_code ec;
+  it->second->descriptor.close(ec);  // aborts its pending waits
+  multi.sockets_.erase(it);
+  return ec ? 1 : 0;
+}
+
 int CurlMulti::watch(curl_socket_t fd, int what, WatchedSocket* known) {
   if (closing_) return 0;
   auto it = sockets_.find(fd);
-  if (it != sockets_.end() && it->second.get() != known) {
-    // A stale entry for a reused fd number: deregister it before registering the new socket.
+  // curl forgets its pointer to a parked socket. Any other entry that it does not know is
+  // stale, the fd closed and its number reused: deregister it before registering the new one.
+  if (it != sockets_.end() && it->second.get() != known &&
+      !(it->second->parked && known == nullptr)) {
     forget(fd);
     it = sockets_.end();
   }
@@ -363,13 +392,30 @@ int CurlMulti::watch(curl_socket_t fd, int what, WatchedSocket* known) {
     socket->descriptor.assign(fd, ec);
     if (ec) return -1;
     it = sockets_.emplace(fd, std::move(socket)).first;
-    curl_multi_assign(multi_, fd, it->second.get());  // allowed inside the socket callback
   }
   const std::shared_ptr<WatchedSocket>& socket = it->second;
+  if (socket.get() != known) curl_multi_assign(multi_, fd, socket.get());  // allowed in here
+  socket->parked = false;
   socket->wanted = what;
   if ((what & CURL_POLL_IN) && !socket->reading) arm(socket, Direction::wait_read);
   if ((what & CURL_POLL_OUT) && !socket->writing) arm(socket, Direction::wait_write);
   return 0;
+}
+
+// curl no longer needs fd for `easy`'s transfer. When the transfer's connection stays in
+// curl's cache for reuse, its socket stays registered (parked): leaving and rejoining epoll
+// for every request would cost a lookup three system calls. Any other socket is released
+// now; curl may already have closed it.
+void CurlMulti::unwatch(CURL* easy, curl_socket_t fd) {
+  auto it = sockets_.find(fd);
+  if (it == sockets_.end()) return;
+  curl_socket_t kept = CURL_SOCKET_BAD;
+  if (curl_easy_getinfo(easy, CURLINFO_ACTIVESOCKET, &kept) == CURLE_OK && kept == fd) {
+    it->second->wanted = CURL_POLL_NONE;
+    it->second->parked = true;
+  } else {
+    forget(fd);
+  }
 }
 
 void CurlMulti::forget(curl_socket_t fd) {

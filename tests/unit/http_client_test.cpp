@@ -74,7 +74,8 @@ ReceivedRequest parse_head(std::string_view head) {
 
 // A keep-alive HTTP/1.1 server on 127.0.0.1 and its own thread. It answers by target:
 // /slow/... after 300 ms, /hang never, /status/503 with 503, /big with 64 KiB, anything else at
-// once with "METHOD TARGET".
+// once with "METHOD TARGET"; after answering /bye/... it closes the connection (as a server
+// does whose keep-alive timeout is up).
 class TestServer {
  public:
   TestServer() : port_(acceptor_.local_endpoint().port()) {
@@ -136,7 +137,7 @@ class TestServer {
       std::string reply = co_await answer(request);
       auto [write_ec, n] =
           co_await asio::async_write(socket, asio::buffer(reply), as_tuple_awaitable);
-      if (write_ec) co_return;
+      if (write_ec || request.target.starts_with("/bye")) co_return;
     }
   }
 
@@ -342,6 +343,33 @@ TEST_CASE("sequential requests reuse one connection", "[http]") {
   CHECK(statuses == std::vector<long>(5, 200));
   CHECK(server.connections() == 1);
   for (const ReceivedRequest& request : server.requests()) CHECK(request.connection == 1);
+}
+
+TEST_CASE("a kept connection that the server closed while idle is replaced", "[http]") {
+  {
+    asio::io_context warm_up;  // curl's global state opens what it keeps for the process
+    HttpClient client(warm_up);
+  }
+  const std::size_t fds_before = open_fds();
+  std::vector<long> statuses;
+  {
+    TestServer server;
+    asio::io_context io;
+    HttpClient client(io);
+    REQUIRE(run(io, [&]() -> awaitable<void> {
+      asio::steady_timer pause(co_await asio::this_coro::executor);
+      for (int i = 0; i < 4; ++i) {
+        HttpRequest request{.url = server.url(fmt::format("/bye/{}", i))};
+        auto [ec, response] = co_await client.async_fetch(request, as_tuple_awaitable);
+        statuses.push_back(response.status);
+        pause.expires_after(50ms);  // the server's FIN arrives while curl keeps the connection
+        co_await pause.async_wait(as_tuple_awaitable);
+      }
+    }));
+    CHECK(server.connections() == 4);
+  }
+  CHECK(statuses == std::vector<long>(4, 200));
+  CHECK(open_fds() == fds_before);
 }
 
 TEST_CASE("the request timeout ends a hanging fetch", "[http]") {
