@@ -121,8 +121,9 @@ class CurlMulti : public std::enable_shared_from_this<CurlMulti> {
                       multiplex_ ? CURLPIPE_MULTIPLEX : CURLPIPE_NOTHING);
     if (max_host_connections > 0) {
       curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, max_host_connections);
-      // By default curl keeps 4 idle connections per transfer running at that moment, so a
-      // lull closes connections that the next burst reopens (with TLS, a handshake each).
+      // The cache's size, over all hosts (we ask one). By default curl keeps 4 idle
+      // connections per transfer running at that moment, so a lull closes connections that
+      // the next burst reopens (with TLS, a handshake each).
       curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, max_host_connections);
     }
   }
@@ -341,8 +342,8 @@ void CurlMulti::close() {
     transfer->easy = nullptr;
     complete(*transfer, asio::error::operation_aborted, "HTTP client is shut down");
   }
-  // Cleanup closes cached connections and reports their fds through on_socket: sockets_ must
-  // still be there.
+  // Cleanup closes the cached connections through on_close_socket: sockets_ must still be
+  // there.
   curl_multi_cleanup(multi_);
   multi_ = nullptr;
   for (auto& [fd, socket] : sockets_) socket->release();
@@ -406,13 +407,24 @@ int CurlMulti::watch(curl_socket_t fd, int what, WatchedSocket* known) {
 // curl's cache for reuse, its socket stays registered (parked): leaving and rejoining epoll
 // for every request would cost a lookup three system calls. Any other socket is released
 // now; curl may already have closed it.
+//
+// Parking relies on curl 7.88 closing a connection's socket (the one CURLINFO_ACTIVESOCKET
+// names) only through on_close_socket: it closes the sockets of attempts that never
+// connected itself, but those are never a connection's. Check again on a new libcurl.
 void CurlMulti::unwatch(CURL* easy, curl_socket_t fd) {
   auto it = sockets_.find(fd);
   if (it == sockets_.end()) return;
   curl_socket_t kept = CURL_SOCKET_BAD;
   if (curl_easy_getinfo(easy, CURLINFO_ACTIVESOCKET, &kept) == CURLE_OK && kept == fd) {
-    it->second->wanted = CURL_POLL_NONE;
-    it->second->parked = true;
+    WatchedSocket& socket = *it->second;
+    socket.wanted = CURL_POLL_NONE;
+    socket.parked = true;
+    // A wait still pending (the transfer ended in another socket's handler or on the timer,
+    // as streams multiplexed over HTTP/2 do) would keep the io_context busy while the
+    // connection idles. Aborting it makes no system call; on_ready re-arms it if curl has
+    // taken the socket up again by then.
+    std::error_code ignored;
+    socket.descriptor.cancel(ignored);
   } else {
     forget(fd);
   }
@@ -440,9 +452,11 @@ void CurlMulti::on_ready(const std::shared_ptr<WatchedSocket>& socket, Direction
   bool& pending = read ? socket->reading : socket->writing;
   pending = false;
   // Released (by curl's REMOVE or close()): the fd number may already be another socket's.
-  if (ec == asio::error::operation_aborted || !socket->descriptor.is_open()) return;
+  if (!socket->descriptor.is_open()) return;
   const int direction_bit = read ? CURL_POLL_IN : CURL_POLL_OUT;
   if (!(socket->wanted & direction_bit)) return;
+  // Aborted when parked, and reused since: watch() saw this wait still pending.
+  if (ec == asio::error::operation_aborted) return arm(socket, direction);
   if (ec) {
     // Not re-armed: a broken descriptor would fail again at once; curl times the transfer out.
     return socket_action(socket->descriptor.native_handle(), CURL_CSELECT_ERR);
