@@ -17,11 +17,13 @@
 #include <asio/write.hpp>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <chrono>
 #include <exception>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -32,6 +34,10 @@
 #include <thread>
 #include <tuple>
 #include <vector>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 namespace herd::places {
 namespace {
@@ -87,6 +93,7 @@ class TestServer {
     thread_.join();
   }
 
+  unsigned short port() const { return port_; }
   std::string url(std::string_view target) const {
     return fmt::format("http://127.0.0.1:{}{}", port_, target);
   }
@@ -207,6 +214,36 @@ awaitable<void> fetch_into(HttpClient& client, const HttpRequest& request, Fetch
 std::size_t open_fds() {
   auto fds = std::filesystem::directory_iterator("/proc/self/fd");
   return static_cast<std::size_t>(std::distance(begin(fds), end(fds)));
+}
+
+// The descriptors open on epoll instances (Asio makes one for each io_context's reactor).
+std::vector<int> epoll_fds() {
+  std::vector<int> fds;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    if (std::filesystem::read_symlink(entry.path(), ec) == "anon_inode:[eventpoll]") {
+      fds.push_back(std::stoi(entry.path().filename().string()));
+    }
+  }
+  return fds;
+}
+
+// The socket registered with the epoll instance `epoll_fd` that is connected to `port` on
+// this host, or -1 (read from /proc/self/fdinfo, which lists what an epoll instance watches).
+int registered_connection(int epoll_fd, unsigned short port) {
+  std::ifstream info(fmt::format("/proc/self/fdinfo/{}", epoll_fd));
+  for (std::string word; info >> word;) {
+    if (word != "tfd:") continue;
+    int fd = -1;
+    info >> fd;
+    sockaddr_in peer{};
+    socklen_t size = sizeof peer;
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &size) == 0 &&
+        peer.sin_family == AF_INET && ntohs(peer.sin_port) == port) {
+      return fd;
+    }
+  }
+  return -1;
 }
 
 std::chrono::milliseconds since(std::chrono::steady_clock::time_point start) {
@@ -343,6 +380,32 @@ TEST_CASE("sequential requests reuse one connection", "[http]") {
   CHECK(statuses == std::vector<long>(5, 200));
   CHECK(server.connections() == 1);
   for (const ReceivedRequest& request : server.requests()) CHECK(request.connection == 1);
+}
+
+TEST_CASE("a kept connection stays registered with the reactor while it idles", "[http]") {
+  TestServer server;
+  const std::vector<int> before = epoll_fds();
+  asio::io_context io;
+  HttpClient client(io);  // its timer brings up the io_context's reactor
+  std::vector<int> ours;
+  for (int fd : epoll_fds()) {
+    if (std::find(before.begin(), before.end(), fd) == before.end()) ours.push_back(fd);
+  }
+  REQUIRE(ours.size() == 1);
+
+  std::vector<int> registered;  // the connection's socket, after each fetch
+  REQUIRE(run(io, [&]() -> awaitable<void> {
+    for (int i = 0; i < 3; ++i) {
+      HttpRequest request{.url = server.url(fmt::format("/idle/{}", i))};
+      auto [ec, response] = co_await client.async_fetch(request, as_tuple_awaitable);
+      registered.push_back(response.status == 200 ? registered_connection(ours[0], server.port())
+                                                  : -2);
+    }
+  }));
+
+  CHECK(server.connections() == 1);
+  CHECK(registered[0] >= 0);  // curl has said REMOVE: the socket is parked, not released
+  CHECK(registered == std::vector<int>(3, registered[0]));
 }
 
 TEST_CASE("a kept connection that the server closed while idle is replaced", "[http]") {
