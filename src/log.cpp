@@ -107,7 +107,7 @@ void append_escaped(std::string& out, std::string_view text) {
   out.resize(static_cast<std::size_t>(write_escaped(out.data() + size, text) - out.data()));
 }
 
-Log::Log(const std::filesystem::path& file) {
+Log::Log(const std::filesystem::path& file) : path_(file) {
   std::error_code ec;
   if (file.has_parent_path()) std::filesystem::create_directories(file.parent_path(), ec);
   file_ = std::fopen(file.c_str(), "ab");
@@ -212,6 +212,15 @@ void Log::write_out() {
 void Log::flush() {
   std::lock_guard lock(mutex_);
   write_out();
+}
+
+std::optional<std::string> Log::reopen() {
+  std::lock_guard lock(mutex_);
+  write_out();
+  std::FILE* fresh = std::fopen(path_.c_str(), "ab");
+  if (!fresh) return fmt::format("cannot open {}: {}", path_.string(), std::strerror(errno));
+  std::fclose(std::exchange(file_, fresh));
+  return std::nullopt;
 }
 
 }  // namespace herd

@@ -1,11 +1,14 @@
 // One log file per server: every line received and sent, connects, drops and errors,
 // each with a UTC timestamp. Buffered; flushed by the server's timer, when large, and at exit.
+// reopen() starts a new file at the same path once the old one has been moved away
+// (log rotation: the server reopens on SIGHUP).
 #pragma once
 
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -30,6 +33,9 @@ class Log {
   void event(std::string_view who, std::string_view text);
 
   void flush();
+  // Writes out what is buffered, then appends to the file now at the path, creating it.
+  // When that fails, keeps writing to the old file and returns why.
+  std::optional<std::string> reopen();
 
  private:
   void append(std::string_view who, std::string_view direction, std::string_view text,
@@ -38,6 +44,7 @@ class Log {
   char* room_for(std::size_t bytes);  // where `bytes` more can be written into the buffer
   void write_out();
 
+  std::filesystem::path path_;
   std::FILE* file_ = nullptr;
   std::mutex mutex_;
   // Entries not yet written: a plain array, so that an entry costs a bounds check and copies.

@@ -2,6 +2,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -122,10 +123,27 @@ int run(const Options& options) {
   asio::steady_timer flush_timer(io);
   asio::co_spawn(io, flush_log_regularly(log, flush_timer), asio::detached);
 
+  // Log rotation: after the file is moved away, SIGHUP starts a new one at the same path.
+  asio::signal_set hangup(io, SIGHUP);
+  std::function<void(const asio::error_code&, int)> on_hangup = [&](const asio::error_code& error,
+                                                                     int) {
+    if (error) return;
+    log.event("server", "SIGHUP received; reopening the log file");
+    if (auto failed = log.reopen()) {
+      log.event("server", fmt::format("{}; still writing to the old file", *failed));
+    } else {
+      log.event("server", fmt::format("log file reopened ({} listening on {}:{})", self.name,
+                                      self.host, self.port));
+    }
+    hangup.async_wait(on_hangup);
+  };
+  hangup.async_wait(on_hangup);
+
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const asio::error_code& error, int signal) {
     if (error) return;
     log.event("server", fmt::format("{} received; stopping", strsignal(signal)));
+    hangup.cancel();
     server.stop();
     herd.stop();
     places->shutdown();

@@ -1,5 +1,6 @@
 """Flooding between servers: isolation, restarts, catch-up, neighbors that are down or hung."""
 
+import os
 import signal
 import time
 
@@ -110,6 +111,27 @@ def sigterm_exits_zero(server):
         herd.stop()
 
 
+def sighup_reopens_the_log(server):
+    herd = Herd(server, links={"Solo": []}).start()
+    try:
+        herd.send("Solo", f"IAMAT before.example +1+1 {now()}")
+        logs = os.path.join(herd.dir, "logs")
+        os.rename(os.path.join(logs, "Solo.log"), os.path.join(logs, "Solo.log.1"))
+        herd.procs["Solo"].send_signal(signal.SIGHUP)
+        wait_until(lambda: "log file reopened" in herd.log("Solo"), 10, "a new log file")
+        herd.send("Solo", f"IAMAT after.example +1+1 {now()}")
+        assert herd.kill("Solo", signal.SIGTERM) == 0, herd.output("Solo")
+        with open(os.path.join(logs, "Solo.log.1")) as f:
+            old = f.read()
+        new = herd.log("Solo")
+        assert "< IAMAT before.example" in old and "SIGHUP received" in old, old[-300:]
+        assert "after.example" not in old, old[-300:]
+        assert "< IAMAT after.example" in new and "> AT Solo" in new, new
+        assert "stopped" in new.splitlines()[-1], new[-200:]
+    finally:
+        herd.stop()
+
+
 def two_threads(server):
     herd = Herd(server, threads=2).start()
     try:
@@ -129,6 +151,7 @@ def main():
     tap.run("neighbors that are down do not stop a server; it reconnects", neighbors_down_do_not_stop_a_server, server)
     tap.run("a hung neighbor does not hold up IAMAT replies", hung_neighbor_does_not_hold_replies, server)
     tap.run("SIGTERM: every server exits 0 with its log flushed", sigterm_exits_zero, server)
+    tap.run("SIGHUP: the log starts a new file once the old one is moved away", sighup_reopens_the_log, server)
     tap.run("with --threads 2 the herd behaves the same", two_threads, server)
     tap.finish()
 

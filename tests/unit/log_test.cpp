@@ -89,3 +89,35 @@ TEST_CASE("an entry of many lines splits at each newline and escapes the rest", 
   CHECK(lines == expected);
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("reopen starts a new file once the old one has been moved away", "[log]") {
+  auto dir = std::filesystem::temp_directory_path() / "herd-log-reopen-test";
+  std::filesystem::remove_all(dir);
+  auto read = [](const std::filesystem::path& path) {
+    std::ifstream in(path);
+    std::vector<std::string> entries;
+    for (std::string line; std::getline(in, line);) entries.push_back(line.substr(28));
+    return entries;
+  };
+  {
+    herd::Log log(dir / "A.log");
+    log.event("server", "one");
+    log.flush();
+    std::filesystem::rename(dir / "A.log", dir / "A.log.1");  // as logrotate does
+    log.event("server", "two");  // buffered: belongs to the old file
+    CHECK_FALSE(log.reopen());
+    log.event("server", "three");
+  }
+  CHECK(read(dir / "A.log.1") == std::vector<std::string>{"server - one", "server - two"});
+  CHECK(read(dir / "A.log") == std::vector<std::string>{"server - three"});
+
+  {
+    herd::Log log(dir / "gone" / "B.log");
+    log.event("server", "kept");
+    std::filesystem::remove_all(dir / "gone");  // the directory is gone: nowhere to reopen
+    auto failed = log.reopen();
+    REQUIRE(failed);
+    CHECK_THAT(*failed, Catch::Contains("B.log"));
+  }
+  std::filesystem::remove_all(dir);
+}
