@@ -51,8 +51,8 @@ constexpr const char* up_usage = R"(usage: herdctl [--config PATH] up [NAME...]
 
 Starts the named servers (all of the file's servers by default) as child
 processes, waits until each one listens, and prints a table of names,
-addresses and neighbors. Runs in the foreground: Ctrl-C (or SIGTERM) stops
-every server and waits for them to exit. A server that dies is reported; the
+addresses and neighbors. Runs in the foreground: Ctrl-C (or SIGTERM, or
+SIGHUP when its terminal closes) stops every server and waits for them to exit. A server that dies is reported; the
 others keep running.
 )";
 
@@ -277,6 +277,7 @@ int up(const herd::Config& config, const Options& options) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);  // (a server itself takes SIGHUP to reopen its log)
   sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
 
   auto bin = find_server_bin(options.server_bin);
