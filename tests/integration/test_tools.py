@@ -103,6 +103,26 @@ def herdctl_up(server, herdctl):
             proc.kill()
 
 
+def herdctl_up_hangup(server, herdctl):
+    """A closing terminal sends SIGHUP to herdctl and its servers alike."""
+    herd = Herd(server, links={"Solo": []})
+    proc = subprocess.Popen([herdctl, "--config", herd.config, "--server-bin", server, "up"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        while not (line := proc.stdout.readline()).startswith("Ctrl-C"):
+            assert line, proc.stderr.read()
+        assert herd.send("Solo", "IAMAT hup.example +1+1 1").startswith("AT Solo")
+        os.killpg(proc.pid, signal.SIGHUP)
+        assert proc.wait(timeout=15) == 0, proc.stderr.read()
+        assert not herd.listening("Solo")
+        log = herd.log("Solo")
+        assert "SIGHUP received" in log and log.splitlines()[-1].endswith("stopped"), log[-300:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 def herdctl_help(herdctl):
     assert run([herdctl, "--help"]).stdout.startswith("usage: herdctl")
     assert run([herdctl, "up", "--help"]).stdout.startswith("usage: herdctl [--config PATH] up")
@@ -119,6 +139,7 @@ def main():
     tap.run("a port in use is a clear error", port_in_use, server)
     tap.run("herdctl send and status", herdctl_send, server, herdctl)
     tap.run("herdctl up starts the herd and Ctrl-C stops it", herdctl_up, server, herdctl)
+    tap.run("herdctl up: a closing terminal (SIGHUP) stops the herd", herdctl_up_hangup, server, herdctl)
     tap.run("herdctl --help everywhere", herdctl_help, herdctl)
     tap.finish()
 
