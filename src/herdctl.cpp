@@ -52,8 +52,8 @@ constexpr const char* up_usage = R"(usage: herdctl [--config PATH] up [NAME...]
 Starts the named servers (all of the file's servers by default) as child
 processes, waits until each one listens, and prints a table of names,
 addresses and neighbors. Runs in the foreground: Ctrl-C (or SIGTERM, or
-SIGHUP when its terminal closes) stops every server and waits for them to exit. A server that dies is reported; the
-others keep running.
+SIGHUP when its terminal closes) stops every server and waits for them to
+exit. A server that dies is reported; the others keep running.
 )";
 
 constexpr const char* send_usage = R"(usage: herdctl [--config PATH] send NAME [LINE...]

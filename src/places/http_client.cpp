@@ -363,18 +363,10 @@ int CurlMulti::on_socket(CURL* easy, curl_socket_t fd, int what, void* self, voi
 }
 
 // Called instead of close() for the sockets of curl's connections (not for those of failed
-// connection attempts, nor for its resolver's socketpair).
+// connection attempts, nor for its resolver's socketpair), parked or not.
 int CurlMulti::on_close_socket(void* self, curl_socket_t fd) {
-  auto& multi = *static_cast<CurlMulti*>(self);
-  auto it = multi.sockets_.find(fd);
-  if (it == multi.sockets_.end() || !it->second->parked) {
-    multi.forget(fd);
-    return ::close(fd);
-  }
-  std::error_code ec;
-  it->second->descriptor.close(ec);  // aborts its pending waits
-  multi.sockets_.erase(it);
-  return ec ? 1 : 0;
+  static_cast<CurlMulti*>(self)->forget(fd);
+  return ::close(fd);
 }
 
 int CurlMulti::watch(curl_socket_t fd, int what, WatchedSocket* known) {
