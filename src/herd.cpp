@@ -50,23 +50,28 @@ void Herd::attach_peer(std::string server, tcp::socket socket, std::string buffe
 
 bool Herd::update(Location location, PeerLink* from,
                   const std::shared_ptr<Propagation>& propagation) {
-  auto [outcome, kept] = store_.apply(std::move(location));
+  auto hash = Store::hash_of(location.client());
+  return update(std::move(location), hash, from, propagation);
+}
+
+bool Herd::update(Location location, std::uint32_t client_hash, PeerLink* from,
+                  const std::shared_ptr<Propagation>& propagation) {
+  auto [outcome, kept] = store_.apply(std::move(location), client_hash);
   if (outcome == Store::Outcome::unchanged) return false;
   for (auto& [name, link] : links_)
     if (link.get() != from) link->send(kept, propagation);
   return true;
 }
 
-void Herd::apply(std::vector<StoreOp>& ops,
-                 const std::shared_ptr<PropagationListener>& listener) {
-  for (auto& op : ops)
-    store_.prefetch(op.kind == StoreOp::Kind::lookup ? op.client : op.location.client());
+void Herd::apply(std::vector<StoreOp>& ops, const std::shared_ptr<PropagationListener>& listener) {
+  if (!one_thread_)  // with one thread the session prefetched as it parsed
+    for (auto& op : ops) store_.prefetch(op.client_hash);
   for (auto& op : ops) apply(op, listener);
 }
 
 void Herd::apply(StoreOp& op, const std::shared_ptr<PropagationListener>& listener) {
   if (op.kind == StoreOp::Kind::lookup) {
-    if (auto found = store_.find(op.client)) {
+    if (auto found = store_.find(op.client, op.client_hash)) {
       op.location = *found;
       op.found = true;
     }
@@ -77,7 +82,7 @@ void Herd::apply(StoreOp& op, const std::shared_ptr<PropagationListener>& listen
   if (any_up)
     propagation = std::make_shared<Propagation>(
         [listener, reply = op.reply] { listener->propagated(reply); });
-  update(std::move(op.location), nullptr, propagation);
+  update(std::move(op.location), op.client_hash, nullptr, propagation);
   op.propagating = propagation && propagation.use_count() > 1;
   if (!op.propagating) return;
   unconfirmed_.emplace_back(std::chrono::steady_clock::now() + confirmation_wait, propagation);

@@ -48,11 +48,12 @@ class Propagation {
 struct StoreOp {
   enum class Kind { publish, lookup };
   Kind kind;
-  std::string_view client;   // lookup: valid until the batch completes
-  Location location;         // publish: the new record; lookup: the record found
-  std::uint64_t reply = 0;   // the session's reply slot, for the propagation listener
-  bool found = false;        // lookup: whether the client is known
-  bool propagating = false;  // publish: the listener will be told when neighbors have it
+  std::string_view client;        // lookup: valid until the batch completes
+  Location location;              // publish: the new record; lookup: the record found
+  std::uint32_t client_hash = 0;  // Store::hash_of the client
+  std::uint64_t reply = 0;        // the session's reply slot, for the propagation listener
+  bool found = false;             // lookup: whether the client is known
+  bool propagating = false;       // publish: the listener will be told when neighbors have it
 };
 
 class Herd {
@@ -88,9 +89,10 @@ class Herd {
   }
 
   // Starts loading the client's place in the store into the cache, so that the miss overlaps
-  // the caller's formatting. Only with one thread: otherwise the store may be changing.
-  void prefetch(std::string_view client) const {
-    if (one_thread_) store_.prefetch(client);
+  // the caller's formatting. Only with one thread: otherwise the store may be changing, and
+  // apply() prefetches the batch itself.
+  void prefetch(std::uint32_t client_hash) const {
+    if (one_thread_) store_.prefetch(client_hash);
   }
 
   // A connection whose first line was "PEER <server>" from a neighbor becomes its link.
@@ -99,6 +101,8 @@ class Herd {
   // On the strand: keeps the record if it is news and floods it to every link but `from`.
   // Returns whether the store changed.
   bool update(Location location, PeerLink* from, const std::shared_ptr<Propagation>& propagation);
+  bool update(Location location, std::uint32_t client_hash, PeerLink* from,
+              const std::shared_ptr<Propagation>& propagation);
 
  private:
   void apply(std::vector<StoreOp>& ops, const std::shared_ptr<PropagationListener>& listener);

@@ -168,18 +168,21 @@ bool Session::handed_to_peer(std::string_view first_line) {
 void Session::handle(std::string_view line, std::vector<StoreOp>& ops) {
   auto command = parse_client_line(line);
   if (auto iamat = std::get_if<Iamat>(&command)) {
-    herd_.prefetch(iamat->client);
+    auto hash = Store::hash_of(iamat->client);
+    herd_.prefetch(hash);
     auto location = make_location(herd_.name(), format_diff(received_at_, iamat->client_time),
                                   iamat->client, iamat->coords, iamat->time, iamat->client_time);
     auto reply = add_reply(location.at_line, false);
-    ops.push_back({StoreOp::Kind::publish, {}, std::move(location), reply});
+    ops.push_back({StoreOp::Kind::publish, {}, std::move(location), hash, reply});
   } else if (auto whatsat = std::get_if<Whatsat>(&command)) {
     // The answer stays "? line" unless the client turns out to be known.
     auto reply = add_reply(format_invalid(line), false);
     auto& slot = waiting_.back();
     slot.radius_km = whatsat->radius_km;
     slot.bound = whatsat->bound;
-    ops.push_back({StoreOp::Kind::lookup, whatsat->client, {}, reply});
+    auto hash = Store::hash_of(whatsat->client);
+    herd_.prefetch(hash);
+    ops.push_back({StoreOp::Kind::lookup, whatsat->client, {}, hash, reply});
   } else {
     add_reply(format_invalid(line), true);
   }

@@ -60,8 +60,12 @@ void Store::grow() {
 }
 
 Store::Applied Store::apply(Location candidate) {
+  auto hash = hash_of(candidate.client());  // before the move
+  return apply(std::move(candidate), hash);
+}
+
+Store::Applied Store::apply(Location candidate, std::uint32_t hash) {
   auto client = candidate.client();
-  auto hash = hash_of(client);
   Slot* slot = slot_for(client, hash);
   if (slot->record != empty) {
     Location& current = records_[slot->record];
@@ -75,12 +79,12 @@ Store::Applied Store::apply(Location candidate) {
   return {Outcome::inserted, records_.back()};
 }
 
-void Store::prefetch(std::string_view client) const {
-  __builtin_prefetch(&slots_[hash_of(client) & (slots_.size() - 1)]);
+void Store::prefetch(std::uint32_t hash) const {
+  __builtin_prefetch(&slots_[hash & (slots_.size() - 1)]);
 }
 
-const Location* Store::find(std::string_view client) const {
-  const Slot* slot = slot_for(client, hash_of(client));
+const Location* Store::find(std::string_view client, std::uint32_t hash) const {
+  const Slot* slot = slot_for(client, hash);
   return slot->record == empty ? nullptr : &records_[slot->record];
 }
 

@@ -41,14 +41,19 @@ class Store {
     const Location& record;  // what the store now holds for the client
   };
 
+  // The hash that places a client; callers that prefetch compute it once and pass it on.
+  static std::uint32_t hash_of(std::string_view client);
+
   // Keeps `candidate` when it is new or supersedes what is held.
   Applied apply(Location candidate);
+  Applied apply(Location candidate, std::uint32_t hash);
 
-  const Location* find(std::string_view client) const;
+  const Location* find(std::string_view client) const { return find(client, hash_of(client)); }
+  const Location* find(std::string_view client, std::uint32_t hash) const;
 
   // Starts loading the client's slot into the cache: a batch prefetches all its clients
   // first, so that the misses of a large table overlap instead of following each other.
-  void prefetch(std::string_view client) const;
+  void prefetch(std::uint32_t hash) const;
 
   // Records in insertion order; indices are stable, so a catch-up can walk them in steps.
   std::size_t size() const { return records_.size(); }
@@ -64,7 +69,6 @@ class Store {
   };
   static constexpr std::uint32_t empty = UINT32_MAX;
 
-  static std::uint32_t hash_of(std::string_view client);
   Slot* slot_for(std::string_view client, std::uint32_t hash);
   const Slot* slot_for(std::string_view client, std::uint32_t hash) const;
   void grow();
