@@ -146,6 +146,9 @@ awaitable<void> Session::reader(std::shared_ptr<Session> self) {
     send();
     while (!done && !write_failed_ && outbox_.size() + sending_.size() + texts_.size() > max_unsent)
       co_await wake_reader_.wait();
+    // The other sessions go first: by the time this one reads again its client has likely
+    // written more, and the read finds data instead of costing a system call that finds none.
+    if (!done) co_await asio::post(socket_.get_executor(), asio::use_awaitable);
   }
   input_done_ = true;
   wake_writer_.notify();
