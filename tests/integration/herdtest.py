@@ -8,6 +8,7 @@ Synchronization is by polling with a deadline, never by sleeping a fixed time.
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,6 +27,15 @@ ORIGINAL_LINKS = {
 }
 
 AT_LINE = re.compile(r"^AT (\S+) ([+-]\d+\.\d{9}) (\S+) (\S+) (\S+)$")
+
+# Directories the tests of this file made; Tap.finish removes them, or keeps them on failure.
+scratch_dirs = []
+
+
+def scratch_dir(prefix):
+    path = tempfile.mkdtemp(prefix=prefix)
+    scratch_dirs.append(path)
+    return path
 
 
 def free_ports(n):
@@ -85,7 +95,7 @@ class Herd:
     def __init__(self, binary, links=None, places=None, extra_env=None, threads=None):
         self.binary = binary
         self.links = links or ORIGINAL_LINKS
-        self.dir = tempfile.mkdtemp(prefix="herd-test-")
+        self.dir = scratch_dir("herd-test-")
         self.names = list(self.links)
         self.ports = dict(zip(self.names, free_ports(len(self.names))))
         self.procs = {}
@@ -176,6 +186,11 @@ class Tap:
 
     def finish(self):
         print(f"1..{self.count}", flush=True)
+        for path in scratch_dirs:
+            if self.failed:
+                print(f"# kept for inspection: {path}", flush=True)
+            else:
+                shutil.rmtree(path, ignore_errors=True)
         sys.exit(1 if self.failed else 0)
 
 

@@ -3,10 +3,9 @@
 import os
 import signal
 import subprocess
-import tempfile
 import time
 
-from herdtest import Herd, Tap, binary_arg, free_ports, wait_until
+from herdtest import Herd, Tap, binary_arg, free_ports, scratch_dir, wait_until
 
 
 def run(args, **kw):
@@ -14,7 +13,7 @@ def run(args, **kw):
 
 
 def write_config(text):
-    path = os.path.join(tempfile.mkdtemp(prefix="herd-config-"), "herd.toml")
+    path = os.path.join(scratch_dir("herd-config-"), "herd.toml")
     with open(path, "w") as f:
         f.write(text)
     return path
