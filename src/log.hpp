@@ -4,7 +4,7 @@
 // (log rotation: the server reopens on SIGHUP).
 #pragma once
 
-#include <cstdio>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -42,10 +42,12 @@ class Log {
               Timestamp at);
   void stamp(Timestamp at);
   char* room_for(std::size_t bytes);  // where `bytes` more can be written into the buffer
-  void write_out();
+  // Writes the buffer out: all of it, or up to where the file reaches a write_alignment boundary.
+  void write_out(bool all);
 
   std::filesystem::path path_;
-  std::FILE* file_ = nullptr;
+  int file_ = -1;
+  std::uint64_t file_size_ = 0;  // where the next byte written lands
   std::mutex mutex_;
   // Entries not yet written: a plain array, so that an entry costs a bounds check and copies.
   std::unique_ptr<char[]> buffer_;

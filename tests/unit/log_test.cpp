@@ -104,7 +104,7 @@ TEST_CASE("reopen starts a new file once the old one has been moved away", "[log
     log.event("server", "one");
     log.flush();
     std::filesystem::rename(dir / "A.log", dir / "A.log.1");  // as logrotate does
-    log.event("server", "two");  // buffered: belongs to the old file
+    log.event("server", "two");                               // buffered: belongs to the old file
     CHECK_FALSE(log.reopen());
     log.event("server", "three");
   }
@@ -119,5 +119,34 @@ TEST_CASE("reopen starts a new file once the old one has been moved away", "[log
     REQUIRE(failed);
     CHECK_THAT(*failed, Catch::Contains("B.log"));
   }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a large log is written in order, each large write ending on a 64 KiB boundary",
+          "[log]") {
+  auto dir = std::filesystem::temp_directory_path() / "herd-log-large-test";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  auto path = dir / "A.log";
+  std::ofstream(path) << "an older line, from before a restart\n";
+  auto older = std::filesystem::file_size(path);
+  std::vector<std::string> expected{"an older line, from before a restart"};
+  {
+    herd::Log log(path);
+    for (int i = 0; i < 20000; ++i) {
+      auto line = fmt::format("IAMAT client{} +34.068930-118.445127 1764085175.{:09}", i, i);
+      log.received("client 3", line);
+      expected.push_back("client 3 < " + line);
+    }
+    // More than a write's worth went out; the file ends on a boundary and the rest waits.
+    auto size = std::filesystem::file_size(path);
+    CHECK(size > older + 1024 * 1024);
+    CHECK(size % (64 * 1024) == 0);
+  }
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);)
+    lines.push_back(lines.empty() ? line : line.substr(28));
+  CHECK(lines == expected);
   std::filesystem::remove_all(dir);
 }
