@@ -14,7 +14,6 @@
 #include <cstring>
 #include <ctime>
 #include <stdexcept>
-#include <tuple>
 #include <utility>
 
 #include <fmt/format.h>
@@ -27,12 +26,24 @@ constexpr std::size_t flush_threshold = 256 * 1024;
 // to a fifth faster than one that starts and ends mid-page (measured here).
 constexpr std::size_t write_alignment = 64 * 1024;
 
-// Opens for appending and returns the descriptor and the file's size, or -1 with errno set.
-std::pair<int, std::uint64_t> open_for_append(const std::filesystem::path& path) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+struct OpenedFile {
+  int fd;              // -1 with errno set when the file could not be opened
+  std::uint64_t size;  // where the next byte written lands
+  bool ends_mid_line;  // a server killed between two writes left half a line
+};
+
+// Opens for appending; looks at the last byte through a descriptor of its own.
+OpenedFile open_for_append(const std::filesystem::path& path) {
+  OpenedFile file{::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666), 0, false};
   struct stat st {};
-  if (fd >= 0 && ::fstat(fd, &st) != 0) st.st_size = 0;
-  return {fd, static_cast<std::uint64_t>(st.st_size)};
+  if (file.fd < 0 || ::fstat(file.fd, &st) != 0 || st.st_size == 0) return file;
+  file.size = static_cast<std::uint64_t>(st.st_size);
+  if (int reader = ::open(path.c_str(), O_RDONLY | O_CLOEXEC); reader >= 0) {
+    char last = '\n';
+    file.ends_mid_line = ::pread(reader, &last, 1, st.st_size - 1) == 1 && last != '\n';
+    ::close(reader);
+  }
+  return file;
 }
 
 bool plain(char c) {
@@ -127,12 +138,19 @@ void append_escaped(std::string& out, std::string_view text) {
 Log::Log(const std::filesystem::path& file) : path_(file) {
   std::error_code ec;
   if (file.has_parent_path()) std::filesystem::create_directories(file.parent_path(), ec);
-  std::tie(file_, file_size_) = open_for_append(file);
-  if (file_ < 0)
+  auto opened = open_for_append(file);
+  if (opened.fd < 0)
     throw std::runtime_error(
         fmt::format("cannot open log file {}: {}", file.string(), std::strerror(errno)));
   capacity_ = flush_threshold * 2;
   buffer_ = std::make_unique<char[]>(capacity_);
+  adopt(opened.fd, opened.size, opened.ends_mid_line);
+}
+
+void Log::adopt(int fd, std::uint64_t size, bool ends_mid_line) {
+  file_ = fd;
+  file_size_ = size;
+  if (ends_mid_line) buffer_[used_++] = '\n';  // the next entry starts a line of its own
 }
 
 Log::~Log() {
@@ -242,10 +260,10 @@ void Log::flush() {
 std::optional<std::string> Log::reopen() {
   std::lock_guard lock(mutex_);
   write_out(true);
-  auto [fresh, size] = open_for_append(path_);
-  if (fresh < 0) return fmt::format("cannot open {}: {}", path_.string(), std::strerror(errno));
-  ::close(std::exchange(file_, fresh));
-  file_size_ = size;
+  auto fresh = open_for_append(path_);
+  if (fresh.fd < 0) return fmt::format("cannot open {}: {}", path_.string(), std::strerror(errno));
+  ::close(file_);
+  adopt(fresh.fd, fresh.size, fresh.ends_mid_line);
   return std::nullopt;
 }
 

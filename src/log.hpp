@@ -43,7 +43,9 @@ class Log {
   void stamp(Timestamp at);
   char* room_for(std::size_t bytes);  // where `bytes` more can be written into the buffer
   // Writes the buffer out: all of it, or up to where the file reaches a write_alignment boundary.
+  // Between two writes the file may end mid-line; the rest follows within the flush interval.
   void write_out(bool all);
+  void adopt(int fd, std::uint64_t size, bool ends_mid_line);  // the file to append to
 
   std::filesystem::path path_;
   int file_ = -1;

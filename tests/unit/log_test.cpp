@@ -150,3 +150,22 @@ TEST_CASE("a large log is written in order, each large write ending on a 64 KiB 
   CHECK(lines == expected);
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("a log left ending mid-line gets its next entry on a line of its own", "[log]") {
+  auto dir = std::filesystem::temp_directory_path() / "herd-log-mid-line-test";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  auto path = dir / "A.log";
+  std::ofstream(path) << "2026-11-25T16:19:54.191595Z client 3 < IAMAT half";  // killed here
+  {
+    herd::Log log(path);
+    log.event("server", "restarted");
+  }
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0] == "2026-11-25T16:19:54.191595Z client 3 < IAMAT half");
+  CHECK(lines[1].substr(28) == "server - restarted");
+  std::filesystem::remove_all(dir);
+}
