@@ -1,4 +1,6 @@
 // herd-server: runs one server of the herd described by herd.toml.
+#include <sys/resource.h>
+
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -96,9 +98,22 @@ herd::awaitable<void> finish(asio::io_context& io, herd::Server& server) {
   io.stop();
 }
 
+// Every connection is a descriptor, and the soft limit is often 1,024: take the hard limit, as
+// far as the kernel allows (epoll has no FD_SETSIZE ceiling). Returns the limit now in force.
+rlim_t raise_descriptor_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised{limit.rlim_max, limit.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) return raised.rlim_cur;
+  }
+  return limit.rlim_cur;
+}
+
 int run(const Options& options) {
   auto config = herd::load_config(options.config);
   const auto& self = config.server(options.server);
+  auto descriptors = raise_descriptor_limit();
   herd::Log log(config.log_dir / (self.name + ".log"));
   herd::SessionRegistry sessions;
   // With one thread nothing touches a socket or timer from anywhere else, so the reactor
@@ -112,8 +127,10 @@ int run(const Options& options) {
   std::string neighbors;
   for (const auto& n : self.neighbors) neighbors += (neighbors.empty() ? "" : ", ") + n;
   log.event("server",
-            fmt::format("{} listening on {}:{}; neighbors: {}; places: {}", self.name, self.host,
-                        self.port, neighbors.empty() ? "none" : neighbors, config.places.provider));
+            fmt::format("{} listening on {}:{}; neighbors: {}; places: {}; up to {} "
+                        "open descriptors",
+                        self.name, self.host, self.port, neighbors.empty() ? "none" : neighbors,
+                        config.places.provider, descriptors));
   fmt::print("{} listening on {}:{} (neighbors: {})\n", self.name, self.host, self.port,
              neighbors.empty() ? "none" : neighbors);
   std::fflush(stdout);
@@ -126,7 +143,7 @@ int run(const Options& options) {
   // Log rotation: after the file is moved away, SIGHUP starts a new one at the same path.
   asio::signal_set hangup(io, SIGHUP);
   std::function<void(const asio::error_code&, int)> on_hangup = [&](const asio::error_code& error,
-                                                                     int) {
+                                                                    int) {
     if (error) return;
     log.event("server", "SIGHUP received; reopening the log file");
     if (auto failed = log.reopen()) {

@@ -165,6 +165,10 @@ class Herd:
                 proc.wait()
 
 
+class Skip(Exception):
+    """Raised by a test that this machine cannot run; Tap reports it as skipped, with why."""
+
+
 class Tap:
     """Runs test functions and prints TAP; exits non-zero if any failed."""
 
@@ -178,6 +182,8 @@ class Tap:
         try:
             fn(*args)
             print(f"ok {self.count} - {name} ({time.monotonic() - started:.2f} s)", flush=True)
+        except Skip as why:
+            print(f"ok {self.count} - {name} # SKIP {why}", flush=True)
         except Exception:
             self.failed += 1
             print(f"not ok {self.count} - {name}", flush=True)

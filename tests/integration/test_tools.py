@@ -1,11 +1,13 @@
 """herd-server's command line and config errors; herdctl up, send and status."""
 
 import os
+import resource
 import signal
+import socket
 import subprocess
 import time
 
-from herdtest import Herd, Tap, binary_arg, free_ports, scratch_dir, wait_until
+from herdtest import Herd, Skip, Tap, binary_arg, free_ports, scratch_dir, wait_until
 
 
 def run(args, **kw):
@@ -50,6 +52,38 @@ def port_in_use(server):
         assert result.returncode == 1 and "cannot listen on 127.0.0.1:" in result.stderr, result
     finally:
         herd.stop()
+
+
+def many_clients_at_once(server):
+    """A server started with the usual soft limit of 1,024 descriptors takes more clients."""
+    clients = 1500
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < clients + 200:
+        raise Skip(f"the hard limit on open files is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))  # what the server inherits
+    try:
+        herd = Herd(server, links={"Solo": []}).start()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # room for this test's sockets
+    connections = []
+    try:
+        for i in range(clients):
+            s = socket.create_connection(("127.0.0.1", herd.ports["Solo"]), timeout=10)
+            connections.append(s)
+            s.sendall(f"IAMAT many{i} +1+1 1\n".encode())
+        for i, s in enumerate(connections):
+            reply = b""
+            while not reply.endswith(b"\n"):
+                chunk = s.recv(4096)
+                assert chunk, f"client {i} was closed without a reply"
+                reply += chunk
+            assert reply.startswith(b"AT Solo ") and f" many{i} ".encode() in reply, (i, reply)
+        assert "accept failed" not in herd.log("Solo")
+    finally:
+        for s in connections:
+            s.close()
+        herd.stop()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def herdctl_send(server, herdctl):
@@ -136,6 +170,7 @@ def main():
     tap.run("config errors refuse to start, naming file, line and key", config_errors_refuse_to_start, server)
     tap.run("herd-server's command line", command_line, server)
     tap.run("a port in use is a clear error", port_in_use, server)
+    tap.run("more clients at once than the usual limit of 1,024 descriptors", many_clients_at_once, server)
     tap.run("herdctl send and status", herdctl_send, server, herdctl)
     tap.run("herdctl up starts the herd and Ctrl-C stops it", herdctl_up, server, herdctl)
     tap.run("herdctl up: a closing terminal (SIGHUP) stops the herd", herdctl_up_hangup, server, herdctl)
