@@ -32,7 +32,8 @@ options:
   -h, --help      show this help
 
 SIGINT or SIGTERM stops accepting, answers what was already received, flushes
-the log and exits 0.
+the log and exits 0. SIGHUP reopens the log file, for log rotation: move
+NAME.log away, send SIGHUP, and the server starts a new NAME.log.
 )";
 
 struct Options {
