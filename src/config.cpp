@@ -214,13 +214,20 @@ Config parse_config(std::string_view text, const std::filesystem::path& file) {
   } catch (const toml::parse_error& e) {
     r.fail(e.source(), "syntax", e.description());
   }
-  r.only_keys(root, "", {"places", "log", "servers"});
+  r.only_keys(root, "", {"places", "clients", "log", "servers"});
 
   Config config;
   config.file = file;
   auto base = file.parent_path();
   config.log_dir = base / config.log_dir;
   if (auto n = root.get("places")) read_places(r, r.table(*n, "places"), base, config.places);
+  if (auto n = root.get("clients")) {
+    const auto& t = r.table(*n, "clients");
+    r.only_keys(t, "clients", {"send_timeout_ms"});
+    if (auto timeout = t.get("send_timeout_ms"))
+      config.clients.send_timeout_ms =
+          static_cast<int>(r.integer(*timeout, "clients.send_timeout_ms", 1, 3'600'000));
+  }
   if (auto n = root.get("log")) {
     const auto& t = r.table(*n, "log");
     r.only_keys(t, "log", {"dir"});

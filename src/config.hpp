@@ -32,9 +32,16 @@ struct PlacesConfig {
   int max_concurrent = 8;  // upstream requests in flight at once, per server
 };
 
+struct ClientsConfig {
+  // A client that takes none of its replies for this long is disconnected: otherwise it could
+  // hold its connection and the replies waiting for it forever.
+  int send_timeout_ms = 60'000;
+};
+
 struct Config {
   std::filesystem::path file;
   PlacesConfig places;
+  ClientsConfig clients;
   std::filesystem::path log_dir = "logs";  // resolved against the config file's directory
   std::vector<ServerConfig> servers;       // in the order the file defines them
 

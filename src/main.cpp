@@ -122,7 +122,7 @@ int run(const Options& options) {
   asio::io_context io(options.threads == 1 ? ASIO_CONCURRENCY_HINT_UNSAFE_IO : options.threads);
   auto places = herd::places::make_provider(config.places, io, log);
   herd::Herd herd(io, config, self, log, options.threads == 1);
-  herd::Server server(io, self, herd, *places, sessions, options.threads);
+  herd::Server server(io, self, config.clients, herd, *places, sessions, options.threads);
   server.listen();
 
   std::string neighbors;

@@ -6,10 +6,11 @@
 
 namespace herd {
 
-Server::Server(asio::io_context& io, const ServerConfig& self, Herd& herd, places::Provider& places,
-               SessionRegistry& sessions, int threads)
+Server::Server(asio::io_context& io, const ServerConfig& self, const ClientsConfig& clients,
+               Herd& herd, places::Provider& places, SessionRegistry& sessions, int threads)
     : io_(io),
       self_(self),
+      clients_(clients),
       herd_(herd),
       places_(places),
       acceptor_(io),
@@ -56,7 +57,8 @@ awaitable<void> Server::accept() {
       co_await pause.async_wait(as_result);
       continue;
     }
-    std::make_shared<Session>(std::move(socket), next_session_++, herd_, places_, sessions_)
+    std::make_shared<Session>(std::move(socket), next_session_++, herd_, places_, sessions_,
+                              std::chrono::milliseconds(clients_.send_timeout_ms))
         ->start();
   }
 }

@@ -14,8 +14,8 @@ namespace herd {
 class Server {
  public:
   // `sessions` outlives the io_context: sessions still pending when it is destroyed leave it.
-  Server(asio::io_context& io, const ServerConfig& self, Herd& herd, places::Provider& places,
-         SessionRegistry& sessions, int threads);
+  Server(asio::io_context& io, const ServerConfig& self, const ClientsConfig& clients, Herd& herd,
+         places::Provider& places, SessionRegistry& sessions, int threads);
 
   // Binds and listens; throws std::runtime_error naming the address when it cannot.
   void listen();
@@ -29,6 +29,7 @@ class Server {
 
   asio::io_context& io_;
   const ServerConfig& self_;
+  const ClientsConfig& clients_;
   Herd& herd_;
   places::Provider& places_;
   tcp::acceptor acceptor_;

@@ -49,13 +49,14 @@ std::size_t SessionRegistry::size() const {
 }
 
 Session::Session(tcp::socket socket, std::uint64_t id, Herd& herd, places::Provider& places,
-                 SessionRegistry& registry)
+                 SessionRegistry& registry, std::chrono::milliseconds send_timeout)
     : socket_(std::move(socket)),
       who_(fmt::format("client {}", id)),
       herd_(herd),
       places_(places),
       registry_(registry),
       id_(id),
+      send_timeout_(send_timeout),
       wake_writer_(socket_.get_executor()),
       wake_reader_(socket_.get_executor()) {}
 
@@ -284,10 +285,16 @@ awaitable<void> Session::writer([[maybe_unused]] std::shared_ptr<Session> self) 
     std::swap(outbox_, sending_);
     herd_.log().sent(who_, sending_);
     writing_ = true;
-    auto [error, n] = co_await asio::async_write(socket_, asio::buffer(sending_), as_result);
+    auto error = co_await write_all(sending_);
     writing_ = false;
     sending_.clear();
     wake_reader_.notify();
+    if (error == asio::error::timed_out) {
+      write_failed_ = true;
+      herd_.log().event(who_, fmt::format("took none of its replies for {} ms; disconnecting",
+                                          send_timeout_.count()));
+      break;
+    }
     if (error) {
       write_failed_ = true;
       herd_.log().event(who_, "write failed: " + error.message());
@@ -300,6 +307,20 @@ awaitable<void> Session::writer([[maybe_unused]] std::shared_ptr<Session> self) 
   if (!saw_eof_ && !write_failed_) co_await linger();
   socket_.close(ignored);
   herd_.log().event(who_, "disconnected");
+}
+
+awaitable<asio::error_code> Session::write_all(std::string_view text) {
+  asio::steady_timer stalled(socket_.get_executor());
+  while (!text.empty()) {
+    stalled.expires_after(send_timeout_);
+    auto result = co_await (socket_.async_write_some(asio::buffer(text), as_result) ||
+                            stalled.async_wait(as_result));
+    if (result.index() == 1) co_return asio::error::timed_out;
+    auto [error, n] = std::get<0>(result);
+    if (error) co_return error;
+    text.remove_prefix(n);
+  }
+  co_return asio::error_code{};
 }
 
 // Closing with unread input would reset the connection and could destroy the reply in

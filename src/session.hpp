@@ -2,6 +2,7 @@
 // in order, every reply that is ready, gathered into one write.
 #pragma once
 
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -34,7 +35,7 @@ class SessionRegistry {
 class Session : public std::enable_shared_from_this<Session>, public PropagationListener {
  public:
   Session(tcp::socket socket, std::uint64_t id, Herd& herd, places::Provider& places,
-          SessionRegistry& registry);
+          SessionRegistry& registry, std::chrono::milliseconds send_timeout);
   ~Session() override;
 
   void start();
@@ -56,6 +57,9 @@ class Session : public std::enable_shared_from_this<Session>, public Propagation
   // `self` keeps the session alive while the coroutine lives.
   awaitable<void> reader(std::shared_ptr<Session> self);
   awaitable<void> writer(std::shared_ptr<Session> self);
+  // Writes all of `text`, failing with timed_out when the client takes none of it for
+  // send_timeout_.
+  awaitable<asio::error_code> write_all(std::string_view text);
   void send();
   awaitable<void> linger();
   void handle(std::string_view line, std::vector<StoreOp>& ops);
@@ -71,6 +75,7 @@ class Session : public std::enable_shared_from_this<Session>, public Propagation
   places::Provider& places_;
   SessionRegistry& registry_;
   std::uint64_t id_;
+  std::chrono::milliseconds send_timeout_;
 
   LineBuffer input_;
   Timestamp received_at_;

@@ -92,7 +92,7 @@ def split_whatsat(reply):
 class Herd:
     """Servers from a generated herd.toml on free ports, each a child process."""
 
-    def __init__(self, binary, links=None, places=None, extra_env=None, threads=None):
+    def __init__(self, binary, links=None, places=None, extra_env=None, threads=None, extra_toml=""):
         self.binary = binary
         self.links = links or ORIGINAL_LINKS
         self.dir = scratch_dir("herd-test-")
@@ -104,6 +104,7 @@ class Herd:
         self.config = os.path.join(self.dir, "herd.toml")
         with open(self.config, "w") as f:
             f.write(places or '[places]\nprovider = "geonames"\n')
+            f.write(extra_toml)
             f.write('\n[log]\ndir = "logs"\n')
             for name, talks in self.links.items():
                 f.write(f"\n[servers.{name}]\nport = {self.ports[name]}\n")

@@ -1,6 +1,7 @@
 """The client protocol against a running five-server herd (the original topology)."""
 
 import socket
+import threading
 import time
 
 from herdtest import AT_LINE, Herd, Tap, binary_arg, exchange, now, split_whatsat, wait_until
@@ -168,6 +169,33 @@ def logs_record_traffic(herd):
     assert "peer Holiday - link up" in log
 
 
+def client_that_does_not_read_is_dropped(server):
+    """It may not hold its connection and the replies waiting for it forever."""
+    herd = Herd(server, links={"Solo": []}, extra_toml="\n[clients]\nsend_timeout_ms = 500\n").start()
+    try:
+        herd.send("Solo", f"IAMAT stuck.example {UCLA} 1")
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(20)
+        s.connect(("127.0.0.1", herd.ports["Solo"]))
+
+        def write_without_reading():  # megabytes of replies that are never read
+            try:
+                s.sendall(b"WHATSAT stuck.example 50 20\n" * 20000)
+            except OSError:
+                pass  # the server gave up on this client
+
+        writer = threading.Thread(target=write_without_reading)
+        writer.start()
+        wait_until(lambda: "took none of its replies for 500 ms; disconnecting" in herd.log("Solo"),
+                   15, "the stuck client to be dropped")
+        writer.join(20)
+        s.close()
+        assert herd.send("Solo", f"IAMAT other.example {UCLA} 1").startswith("AT Solo ")
+    finally:
+        herd.stop()
+
+
 def main():
     tap = Tap()
     herd = Herd(binary_arg("server")).start()
@@ -187,6 +215,8 @@ def main():
         tap.run("the log records lines, connects and links", logs_record_traffic, herd)
     finally:
         herd.stop()
+    tap.run("a client that reads none of its replies is disconnected", client_that_does_not_read_is_dropped,
+            binary_arg("server"))
     tap.finish()
 
 

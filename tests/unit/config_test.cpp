@@ -68,6 +68,7 @@ TEST_CASE("defaults: geonames, logs next to the file, localhost", "[config]") {
   CHECK(config.places.provider == "geonames");
   CHECK(config.places.data.empty());
   CHECK(config.log_dir == "logs");
+  CHECK(config.clients.send_timeout_ms == 60'000);
   CHECK(config.servers.at(0).host == "127.0.0.1");
   CHECK(config.servers.at(0).neighbors.empty());
 }
@@ -81,7 +82,8 @@ TEST_CASE("config errors name the file, line, column and key", "[config]") {
        "/etc/herd/herd.toml:3:1: servers.A.prot: unknown key (expected one of: host, port, "
        "talks_with)"},
       {"[place]\n[servers.A]\nport = 1\n",
-       "/etc/herd/herd.toml:1:2: place: unknown key (expected one of: places, log, servers)"},
+       "/etc/herd/herd.toml:1:2: place: unknown key (expected one of: places, clients, log, "
+       "servers)"},
       {"[servers.A]\nport = 1\ntalks_with = [\"B\"]\n",
        "/etc/herd/herd.toml:3:15: servers.A.talks_with: unknown server \"B\""},
       {"[servers.A]\nport = 1\ntalks_with = [\"A\"]\n",
@@ -105,6 +107,11 @@ TEST_CASE("config errors name the file, line, column and key", "[config]") {
        "\"geonames\", \"google\" or \"google-legacy\")"},
       {"[places]\ntimeout_ms = 0\n[servers.A]\nport = 1\n",
        "/etc/herd/herd.toml:2:14: places.timeout_ms: 0 is out of range 1..600000"},
+      {"[clients]\nsend_timeout_ms = 0\n[servers.A]\nport = 1\n",
+       "/etc/herd/herd.toml:2:19: clients.send_timeout_ms: 0 is out of range 1..3600000"},
+      {"[clients]\nsend_timeout = 5\n[servers.A]\nport = 1\n",
+       "/etc/herd/herd.toml:2:1: clients.send_timeout: unknown key (expected one of: "
+       "send_timeout_ms)"},
       {"[log]\ndir = 5\n[servers.A]\nport = 1\n",
        "/etc/herd/herd.toml:2:7: log.dir: expected a string, got an integer"},
       {"servers = 5\n", "/etc/herd/herd.toml:1:11: servers: expected a table, got an integer"},
