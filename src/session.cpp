@@ -1,5 +1,8 @@
 #include "session.hpp"
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+
 #include <ctime>
 
 #include <fmt/format.h>
@@ -312,15 +315,29 @@ awaitable<void> Session::writer([[maybe_unused]] std::shared_ptr<Session> self) 
 awaitable<asio::error_code> Session::write_all(std::string_view text) {
   asio::steady_timer stalled(socket_.get_executor());
   while (!text.empty()) {
+    auto queued = unacknowledged_bytes();
     stalled.expires_after(send_timeout_);
     auto result = co_await (socket_.async_write_some(asio::buffer(text), as_result) ||
                             stalled.async_wait(as_result));
-    if (result.index() == 1) co_return asio::error::timed_out;
+    if (result.index() == 1) {
+      // The write was cancelled before it sent anything. A client that reads slowly takes
+      // bytes without the socket turning writable (that waits for a third of its buffer).
+      if (unacknowledged_bytes() < queued) continue;
+      co_return asio::error::timed_out;
+    }
     auto [error, n] = std::get<0>(result);
     if (error) co_return error;
     text.remove_prefix(n);
   }
   co_return asio::error_code{};
+}
+
+// Bytes written to the socket that the client has not acknowledged yet; they go down as it
+// reads (its window opens), and only then.
+int Session::unacknowledged_bytes() {
+  int bytes = 0;
+  if (::ioctl(socket_.native_handle(), SIOCOUTQ, &bytes) != 0) return 0;
+  return bytes;
 }
 
 // Closing with unread input would reset the connection and could destroy the reply in

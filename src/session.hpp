@@ -60,6 +60,7 @@ class Session : public std::enable_shared_from_this<Session>, public Propagation
   // Writes all of `text`, failing with timed_out when the client takes none of it for
   // send_timeout_.
   awaitable<asio::error_code> write_all(std::string_view text);
+  int unacknowledged_bytes();
   void send();
   awaitable<void> linger();
   void handle(std::string_view line, std::vector<StoreOp>& ops);

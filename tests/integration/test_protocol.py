@@ -196,6 +196,33 @@ def client_that_does_not_read_is_dropped(server):
         herd.stop()
 
 
+def slow_reader_is_kept(server):
+    """A client that reads slowly, but reads, is not taken for one that has stopped."""
+    herd = Herd(server, links={"Solo": []}, extra_toml="\n[clients]\nsend_timeout_ms = 1000\n").start()
+    try:
+        herd.send("Solo", f"IAMAT slow.example {UCLA} 1")
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(20)
+        s.connect(("127.0.0.1", herd.ports["Solo"]))
+        writer = threading.Thread(target=lambda: s.sendall(b"WHATSAT slow.example 50 20\n" * 2000))
+        writer.start()
+        # About 20 KB/s for 4 s: a write to the client takes far longer than the timeout to
+        # complete, but the client takes some of its replies every fraction of a second.
+        received = 0
+        for _ in range(80):
+            time.sleep(0.05)
+            chunk = s.recv(1024)
+            assert chunk, f"dropped after {received} bytes"
+            received += len(chunk)
+        assert "took none of its replies" not in herd.log("Solo")
+        s.shutdown(socket.SHUT_RDWR)
+        s.close()
+        writer.join(20)
+    finally:
+        herd.stop()
+
+
 def main():
     tap = Tap()
     herd = Herd(binary_arg("server")).start()
@@ -217,6 +244,7 @@ def main():
         herd.stop()
     tap.run("a client that reads none of its replies is disconnected", client_that_does_not_read_is_dropped,
             binary_arg("server"))
+    tap.run("a client that reads slowly is kept", slow_reader_is_kept, binary_arg("server"))
     tap.finish()
 
 
