@@ -332,8 +332,8 @@ awaitable<asio::error_code> Session::write_all(std::string_view text) {
   co_return asio::error_code{};
 }
 
-// Bytes written to the socket that the client has not acknowledged yet; they go down as it
-// reads (its window opens), and only then.
+// Bytes written to the socket that the client has not acknowledged yet. They go down as the
+// client's side takes them in, which, once its buffer is full, is only as the client reads.
 int Session::unacknowledged_bytes() {
   int bytes = 0;
   if (::ioctl(socket_.native_handle(), SIOCOUTQ, &bytes) != 0) return 0;
