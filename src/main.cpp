@@ -4,7 +4,6 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <functional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -88,6 +87,21 @@ herd::awaitable<void> flush_log_regularly(herd::Log& log, asio::steady_timer& ti
   }
 }
 
+// Log rotation: once the file has been moved away, each SIGHUP starts a new one at the path.
+herd::awaitable<void> reopen_log_on_hangup(herd::Log& log, asio::signal_set& hangup,
+                                           const herd::ServerConfig& self) {
+  for (;;) {
+    auto [error, number] = co_await hangup.async_wait(herd::as_result);
+    if (error) co_return;
+    log.event("server", "SIGHUP received; reopening the log file");
+    if (auto failed = log.reopen())
+      log.event("server", fmt::format("{}; still writing to the old file", *failed));
+    else
+      log.event("server", fmt::format("log file reopened ({} listening on {}:{})", self.name,
+                                      self.host, self.port));
+  }
+}
+
 // After a stop, waits until every session has answered and closed (at most 3 s).
 herd::awaitable<void> finish(asio::io_context& io, herd::Server& server) {
   asio::steady_timer timer(io);
@@ -141,21 +155,8 @@ int run(const Options& options) {
   asio::steady_timer flush_timer(io);
   asio::co_spawn(io, flush_log_regularly(log, flush_timer), asio::detached);
 
-  // Log rotation: after the file is moved away, SIGHUP starts a new one at the same path.
   asio::signal_set hangup(io, SIGHUP);
-  std::function<void(const asio::error_code&, int)> on_hangup = [&](const asio::error_code& error,
-                                                                    int) {
-    if (error) return;
-    log.event("server", "SIGHUP received; reopening the log file");
-    if (auto failed = log.reopen()) {
-      log.event("server", fmt::format("{}; still writing to the old file", *failed));
-    } else {
-      log.event("server", fmt::format("log file reopened ({} listening on {}:{})", self.name,
-                                      self.host, self.port));
-    }
-    hangup.async_wait(on_hangup);
-  };
-  hangup.async_wait(on_hangup);
+  asio::co_spawn(io, reopen_log_on_hangup(log, hangup, self), asio::detached);
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const asio::error_code& error, int signal) {

@@ -292,15 +292,12 @@ awaitable<void> Session::writer([[maybe_unused]] std::shared_ptr<Session> self) 
     writing_ = false;
     sending_.clear();
     wake_reader_.notify();
-    if (error == asio::error::timed_out) {
-      write_failed_ = true;
-      herd_.log().event(who_, fmt::format("took none of its replies for {} ms; disconnecting",
-                                          send_timeout_.count()));
-      break;
-    }
     if (error) {
       write_failed_ = true;
-      herd_.log().event(who_, "write failed: " + error.message());
+      herd_.log().event(who_, error == asio::error::timed_out
+                                  ? fmt::format("took none of its replies for {} ms; disconnecting",
+                                                send_timeout_.count())
+                                  : "write failed: " + error.message());
       break;
     }
   }

@@ -169,15 +169,25 @@ def logs_record_traffic(herd):
     assert "peer Holiday - link up" in log
 
 
+def solo_with_send_timeout(server, ms):
+    return Herd(server, links={"Solo": []}, extra_toml=f"\n[clients]\nsend_timeout_ms = {ms}\n").start()
+
+
+def small_window_client(herd, client):
+    """A connection to Solo, which knows `client`, with a receive buffer of a few KB."""
+    herd.send("Solo", f"IAMAT {client} {UCLA} 1")
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(20)
+    s.connect(("127.0.0.1", herd.ports["Solo"]))
+    return s
+
+
 def client_that_does_not_read_is_dropped(server):
     """It may not hold its connection and the replies waiting for it forever."""
-    herd = Herd(server, links={"Solo": []}, extra_toml="\n[clients]\nsend_timeout_ms = 500\n").start()
+    herd = solo_with_send_timeout(server, 500)
     try:
-        herd.send("Solo", f"IAMAT stuck.example {UCLA} 1")
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.settimeout(20)
-        s.connect(("127.0.0.1", herd.ports["Solo"]))
+        s = small_window_client(herd, "stuck.example")
 
         def write_without_reading():  # megabytes of replies that are never read
             try:
@@ -198,13 +208,9 @@ def client_that_does_not_read_is_dropped(server):
 
 def slow_reader_is_kept(server):
     """A client that reads slowly, but reads, is not taken for one that has stopped."""
-    herd = Herd(server, links={"Solo": []}, extra_toml="\n[clients]\nsend_timeout_ms = 1000\n").start()
+    herd = solo_with_send_timeout(server, 1000)
     try:
-        herd.send("Solo", f"IAMAT slow.example {UCLA} 1")
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.settimeout(20)
-        s.connect(("127.0.0.1", herd.ports["Solo"]))
+        s = small_window_client(herd, "slow.example")
         writer = threading.Thread(target=lambda: s.sendall(b"WHATSAT slow.example 50 20\n" * 2000))
         writer.start()
         # About 20 KB/s for 4 s: a write to the client takes far longer than the timeout to
