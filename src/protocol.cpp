@@ -2,9 +2,12 @@
 
 #include <charconv>
 #include <cstring>
+
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
+
+#include <fmt/format.h>
 
 namespace herd {
 namespace {
@@ -228,10 +231,17 @@ PeerMessage parse_peer_line(std::string_view line) {
     if (!id || !std::holds_alternative<At>(at)) return Invalid{};
     return PeerPut{*id, std::get<At>(at)};
   }
-  if (f[0] == "ACK" && f.size() == 2) {
-    if (auto id = parse_id(f[1])) return PeerAck{*id};
+  if (f[0] == "ACK" && f.size() == 2) {  // "ACK 7" or "ACK 3-9"
+    auto dash = f[1].find('-');
+    auto first = parse_id(f[1].substr(0, dash));
+    auto last = dash == std::string_view::npos ? first : parse_id(f[1].substr(dash + 1));
+    if (first && last && *first <= *last) return PeerAck{*first, *last};
   }
   return Invalid{};
+}
+
+std::string format_ack(std::uint64_t first, std::uint64_t last) {
+  return first == last ? fmt::format("ACK {}", first) : fmt::format("ACK {}-{}", first, last);
 }
 
 std::string format_at(std::string_view server, std::string_view diff, std::string_view client,

@@ -80,12 +80,12 @@ struct At {
 struct PeerHello {
   std::string_view server;
 };
-struct PeerPut {  // PUT <id> AT ...: an update the sender wants acknowledged with ACK <id>
+struct PeerPut {  // PUT <id> AT ...: an update the sender wants acknowledged by an ACK
   std::uint64_t id = 0;
   At at;
 };
-struct PeerAck {
-  std::uint64_t id = 0;
+struct PeerAck {  // ACK <id> or ACK <first>-<last>: the PUTs with those ids are confirmed
+  std::uint64_t first = 0, last = 0;
 };
 
 struct Invalid {};
@@ -98,6 +98,9 @@ ClientCommand parse_client_line(std::string_view line);
 
 // What a neighbor sends after the handshake.
 PeerMessage parse_peer_line(std::string_view line);
+
+// "ACK 7" or "ACK 3-9" (no newline).
+std::string format_ack(std::uint64_t first, std::uint64_t last);
 
 // Leaves room for the newline that follows it on the wire.
 std::string format_at(std::string_view server, std::string_view diff, std::string_view client,

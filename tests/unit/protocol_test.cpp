@@ -163,11 +163,19 @@ TEST_CASE("peer messages: AT, PUT with an id, ACK", "[protocol]") {
 
   auto ack = parse_peer_line("ACK 42");
   REQUIRE(std::holds_alternative<PeerAck>(ack));
-  CHECK(std::get<PeerAck>(ack).id == 42);
+  CHECK(std::get<PeerAck>(ack).first == 42);
+  CHECK(std::get<PeerAck>(ack).last == 42);
+
+  auto range = parse_peer_line("ACK 7-4096");
+  REQUIRE(std::holds_alternative<PeerAck>(range));
+  CHECK(std::get<PeerAck>(range).first == 7);
+  CHECK(std::get<PeerAck>(range).last == 4096);
+  CHECK(format_ack(7, 4096) == "ACK 7-4096");
+  CHECK(format_ack(42, 42) == "ACK 42");
 
   auto bad = GENERATE(as<std::string_view>{}, "AT Goloman 0.26 kiwi +34-118 1",
                       "AT Goloman +0.263873386 kiwi +34-118",
-                      "PUT x AT Goloman +0.263873386 kiwi +34-118 1", "PUT 1", "ACK", "ACK -1",
+                      "PUT x AT Goloman +0.263873386 kiwi +34-118 1", "PUT 1", "ACK", "ACK -1", "ACK 9-3", "ACK 3-", "ACK 3--4", "ACK 1 2", "ACK 3-x",
                       "IAMAT kiwi +34-118 1", "? AT Goloman +0.263873386 kiwi +34-118 1");
   CAPTURE(bad);
   CHECK(std::holds_alternative<Invalid>(parse_peer_line(bad)));
