@@ -1,6 +1,6 @@
 #include "herd.hpp"
 
-#include "peer.hpp"
+#include <algorithm>
 
 namespace herd {
 namespace {
@@ -9,16 +9,17 @@ namespace {
 constexpr auto confirmation_wait = std::chrono::seconds(1);
 }  // namespace
 
-Herd::Herd(asio::io_context& io, const Config& config, const ServerConfig& self, Log& log,
-           bool one_thread)
+Herd::Herd(asio::io_context& io, const Config& config, const ServerConfig& self, Log& log)
     : self_(self),
       log_(log),
-      one_thread_(one_thread),
-      strand_(one_thread ? Strand(io.get_executor()) : Strand(asio::make_strand(io))),
-      unconfirmed_timer_(strand_) {
+      strand_(asio::make_strand(io)),
+      confirmations_(self.neighbors.size()),
+      deadline_timer_(strand_) {
+  PeerHost& host = *this;
   for (const auto& name : self.neighbors) {
     const auto& neighbor = config.server(name);
-    links_.emplace(name, std::make_shared<PeerLink>(*this, neighbor, self.name < neighbor.name));
+    links_.push_back(std::make_shared<PeerLink>(host, strand_, links_.size(), neighbor,
+                                                self.name < neighbor.name));
   }
 }
 
@@ -26,81 +27,146 @@ Herd::~Herd() = default;
 
 void Herd::start() {
   asio::dispatch(strand_, [this] {
-    for (auto& [name, link] : links_) link->start();
+    for (auto& link : links_) link->start();
   });
 }
 
 void Herd::stop() {
   asio::dispatch(strand_, [this] {
-    for (auto& [name, link] : links_) link->stop();
+    for (auto& link : links_) link->stop();
+    for (auto& [number, client] : clients_)
+      if (auto listener = client.lock()) listener->stop();
   });
 }
 
 bool Herd::is_neighbor(std::string_view server) const {
-  return links_.contains(server);
+  return std::any_of(links_.begin(), links_.end(),
+                     [server](const auto& link) { return link->name() == server; });
+}
+
+void Herd::join(std::uint64_t client, std::weak_ptr<ConfirmationListener> listener) {
+  asio::dispatch(strand_, [this, client, listener = std::move(listener)]() mutable {
+    clients_.emplace(client, std::move(listener));
+  });
+}
+
+void Herd::leave(std::uint64_t client) {
+  asio::dispatch(strand_, [this, client] { clients_.erase(client); });
 }
 
 void Herd::attach_peer(std::string server, tcp::socket socket, std::string buffered) {
   asio::dispatch(strand_, [this, server = std::move(server), socket = std::move(socket),
                            buffered = std::move(buffered)]() mutable {
-    if (auto link = links_.find(server); link != links_.end())
-      link->second->accept(std::move(socket), std::move(buffered));
+    auto link = std::find_if(links_.begin(), links_.end(),
+                             [&](const auto& l) { return l->name() == server; });
+    if (link == links_.end()) return;
+    // The link's reads and writes run on this strand, like everything it touches.
+    asio::error_code error;
+    auto protocol = socket.local_endpoint(error).protocol();
+    if (error) return;
+    tcp::socket moved(strand_, protocol, socket.release());
+    (*link)->accept(std::move(moved), std::move(buffered));
   });
 }
 
-bool Herd::update(Location location, PeerLink* from,
-                  const std::shared_ptr<Propagation>& propagation) {
-  auto hash = Store::hash_of(location.client());
-  return update(std::move(location), hash, from, propagation);
+void Herd::apply(std::vector<StoreOp>& ops, std::uint64_t client) {
+  // Every client of the batch is looked up first, so that the cache misses of a large table
+  // overlap instead of following each other.
+  for (auto& op : ops) store_.prefetch(op.client_hash);
+  auto now = Clock::now();
+  for (auto& op : ops) {
+    if (op.kind == StoreOp::Kind::lookup) {
+      if (auto found = store_.find(op.client, op.client_hash)) {
+        op.location = *found;
+        op.found = true;
+      }
+      continue;
+    }
+    auto [outcome, kept] = store_.apply(std::move(op.location), op.client_hash);
+    if (outcome != Store::Outcome::unchanged)
+      op.waiting = flood(kept, nullptr, Confirmations::Waiter{client, op.reply}, now);
+  }
+  deliver();
 }
 
-bool Herd::update(Location location, std::uint32_t client_hash, PeerLink* from,
-                  const std::shared_ptr<Propagation>& propagation) {
-  auto [outcome, kept] = store_.apply(std::move(location), client_hash);
-  if (outcome == Store::Outcome::unchanged) return false;
-  for (auto& [name, link] : links_)
-    if (link.get() != from) link->send(kept, propagation);
+bool Herd::flood(const Location& record, const PeerLink* from,
+                 std::optional<Confirmations::Waiter> waiter, Clock::time_point now) {
+  if (!waiter) {
+    for (auto& link : links_)
+      if (link.get() != from) link->at(record);
+    return false;
+  }
+  auto goes_out = [from](const auto& link) { return link.get() != from && link->up(); };
+  if (std::none_of(links_.begin(), links_.end(), goes_out)) return false;
+  auto update = confirmations_.begin(*waiter, now + confirmation_wait);
+  for (auto& link : links_)
+    if (goes_out(link)) link->put(confirmations_.sent(update, link->number(), now), record);
+  confirmations_.sealed(update, confirmed_);
+  if (!deadline_watch_running_) {
+    deadline_watch_running_ = true;
+    asio::co_spawn(strand_, give_up_late_confirmations(), asio::detached);
+  }
   return true;
 }
 
-void Herd::apply(std::vector<StoreOp>& ops, const std::shared_ptr<PropagationListener>& listener) {
-  if (!one_thread_)  // with one thread the session prefetched as it parsed
-    for (auto& op : ops) store_.prefetch(op.client_hash);
-  for (auto& op : ops) apply(op, listener);
+void Herd::received(PeerLink& link, Location record, std::optional<std::uint64_t> put_id) {
+  auto [outcome, kept] = store_.apply(std::move(record));
+  bool waiting = false;
+  if (outcome != Store::Outcome::unchanged) {
+    std::optional<Confirmations::Waiter> waiter;
+    if (put_id) waiter = Confirmations::Waiter{link.owner(), *put_id};
+    waiting = flood(kept, &link, waiter, Clock::now());
+  }
+  if (put_id && !waiting) link.confirm(*put_id);
 }
 
-void Herd::apply(StoreOp& op, const std::shared_ptr<PropagationListener>& listener) {
-  if (op.kind == StoreOp::Kind::lookup) {
-    if (auto found = store_.find(op.client, op.client_hash)) {
-      op.location = *found;
-      op.found = true;
-    }
-    return;
-  }
-  std::shared_ptr<Propagation> propagation;
-  bool any_up = std::any_of(links_.begin(), links_.end(), [](auto& l) { return l.second->up(); });
-  if (any_up)
-    propagation = std::make_shared<Propagation>(
-        [listener, reply = op.reply] { listener->propagated(reply); });
-  update(std::move(op.location), op.client_hash, nullptr, propagation);
-  op.propagating = propagation && propagation.use_count() > 1;
-  if (!op.propagating) return;
-  unconfirmed_.emplace_back(std::chrono::steady_clock::now() + confirmation_wait, propagation);
-  if (unconfirmed_.size() == 1)
-    asio::co_spawn(strand_, give_up_slow_propagations(), asio::detached);
+void Herd::acknowledged(PeerLink& link, std::uint64_t first, std::uint64_t last) {
+  confirmations_.acknowledged(link.number(), first, last, confirmed_);
 }
 
-awaitable<void> Herd::give_up_slow_propagations() {
-  while (!unconfirmed_.empty()) {
-    unconfirmed_timer_.expires_at(unconfirmed_.front().first);
-    co_await unconfirmed_timer_.async_wait(as_result);
-    auto now = std::chrono::steady_clock::now();
-    while (!unconfirmed_.empty() &&
-           (unconfirmed_.front().first <= now || unconfirmed_.front().second.expired())) {
-      if (auto propagation = unconfirmed_.front().second.lock()) propagation->finish();
-      unconfirmed_.pop_front();
+void Herd::link_down(PeerLink& link) {
+  confirmations_.link_down(link.number(), confirmed_);
+  deliver();
+}
+
+std::optional<Herd::Clock::time_point> Herd::oldest_unacknowledged(const PeerLink& link) const {
+  return confirmations_.oldest_unacknowledged(link.number());
+}
+
+void Herd::deliver() {
+  // Grouped by who waits, so that each client session is woken once for all of its replies.
+  std::sort(confirmed_.begin(), confirmed_.end(),
+            [](const auto& a, const auto& b) { return a.owner < b.owner; });
+  for (std::size_t i = 0; i < confirmed_.size();) {
+    auto owner = confirmed_[i].owner;
+    auto end = i;
+    while (end < confirmed_.size() && confirmed_[end].owner == owner) ++end;
+    auto link = std::find_if(links_.begin(), links_.end(),
+                             [owner](const auto& l) { return l->owner() == owner; });
+    if (link != links_.end()) {
+      for (auto k = i; k < end; ++k) (*link)->confirm(confirmed_[k].tag);
+    } else if (auto client = clients_.find(owner); client != clients_.end()) {
+      if (auto listener = client->second.lock()) {
+        std::vector<std::uint64_t> replies;
+        replies.reserve(end - i);
+        for (auto k = i; k < end; ++k) replies.push_back(confirmed_[k].tag);
+        listener->confirmed(std::move(replies));
+      }
     }
+    i = end;
   }
+  confirmed_.clear();
+  for (auto& link : links_) link->flush();
+}
+
+awaitable<void> Herd::give_up_late_confirmations() {
+  while (auto deadline = confirmations_.next_deadline()) {
+    deadline_timer_.expires_at(*deadline);
+    co_await deadline_timer_.async_wait(as_result);
+    confirmations_.expire(Clock::now(), confirmed_);
+    deliver();
+  }
+  deadline_watch_running_ = false;
 }
 
 }  // namespace herd

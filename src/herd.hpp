@@ -1,124 +1,110 @@
-// The location store and the links to neighboring servers, all behind one strand.
-// Sessions hand it batches of store operations; links flood what changed.
+// The herd as this server sees it: the location store, the links to the neighbors, and the
+// updates waiting for the neighbors' acknowledgements. Everything here runs on one strand,
+// whatever the number of threads; client sessions reach it only through submit().
 #pragma once
 
 #include <chrono>
-#include <deque>
-#include <functional>
-#include <map>
 #include <memory>
-#include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "config.hpp"
+#include "confirmations.hpp"
 #include "log.hpp"
 #include "net.hpp"
+#include "peer.hpp"
 #include "store.hpp"
 
 namespace herd {
 
-class PeerLink;
-
-// Told, on any thread, when an update has reached every neighbor that was up.
-class PropagationListener {
+// A client connection waiting for its updates to be confirmed.
+class ConfirmationListener {
  public:
-  virtual ~PropagationListener() = default;
-  virtual void propagated(std::uint64_t reply) = 0;
+  virtual ~ConfirmationListener() = default;
+  // Called on the herd's strand; the replies are the numbers given in StoreOp::reply.
+  virtual void confirmed(std::vector<std::uint64_t> replies) = 0;
+  virtual void stop() = 0;  // the server stops: answer what was read, then close
 };
 
-// Calls `done` when the last link holding it lets go (every neighbor acknowledged or
-// dropped), or earlier if someone gives up waiting.
-class Propagation {
- public:
-  explicit Propagation(std::function<void()> done) : done_(std::move(done)) {}
-  Propagation(const Propagation&) = delete;
-  Propagation& operator=(const Propagation&) = delete;
-  ~Propagation() { finish(); }
-
-  void finish() {
-    if (auto done = std::exchange(done_, nullptr)) done();
-  }
-
- private:
-  std::function<void()> done_;
-};
-
-// One step of a client's batch, answered in place on the store's strand.
+// One step of a client's batch, answered in place on the herd's strand.
 struct StoreOp {
   enum class Kind { publish, lookup };
   Kind kind;
   std::string_view client;        // lookup: valid until the batch completes
   Location location;              // publish: the new record; lookup: the record found
   std::uint32_t client_hash = 0;  // Store::hash_of the client
-  std::uint64_t reply = 0;        // the session's reply slot, for the propagation listener
+  std::uint64_t reply = 0;        // the session's reply number
   bool found = false;             // lookup: whether the client is known
-  bool propagating = false;       // publish: the listener will be told when neighbors have it
+  bool waiting = false;           // publish: the reply waits for confirmed()
 };
 
-class Herd {
+class Herd : private PeerHost {
  public:
-  // With `one_thread`, the loop runs on a single thread and is the store's strand itself.
-  Herd(asio::io_context& io, const Config& config, const ServerConfig& self, Log& log,
-       bool one_thread);
+  Herd(asio::io_context& io, const Config& config, const ServerConfig& self, Log& log);
   ~Herd();
 
   void start();  // starts dialing the neighbors this server dials
-  void stop();   // closes every link
+  void stop();   // closes every link and stops every client session
 
   const std::string& name() const { return self_.name; }
   bool is_neighbor(std::string_view server) const;
   Log& log() { return log_; }
-  Store& store() { return store_; }
-  const Strand& strand() const { return strand_; }
+  const CoreStrand& strand() const { return strand_; }
 
-  // Runs the operations in order on the strand, then `done` on `caller`. With one thread the
-  // caller is already on the loop, the store's strand: both run before this returns, and the
-  // caller need not suspend.
+  // Client sessions, by a number unique to each. From any executor.
+  void join(std::uint64_t client, std::weak_ptr<ConfirmationListener> listener);
+  void leave(std::uint64_t client);
+  // Only on the strand: the sessions still open.
+  std::size_t clients() const { return clients_.size(); }
+
+  // Runs a client's operations in order on the strand, then `done` on `caller`. A publish
+  // that changed the store goes to the neighbors, and its reply waits for confirmed().
   template <typename Executor, typename Done>
-  void apply(std::vector<StoreOp>& ops, const std::shared_ptr<PropagationListener>& listener,
-             const Executor& caller, Done done) {
-    if (one_thread_) {
-      apply(ops, listener);
-      return done();
-    }
-    asio::dispatch(strand_, [this, &ops, listener, caller, done = std::move(done)]() mutable {
-      apply(ops, listener);
+  void submit(std::vector<StoreOp>& ops, std::uint64_t client, const Executor& caller, Done done) {
+    asio::dispatch(strand_, [this, &ops, client, caller, done = std::move(done)]() mutable {
+      apply(ops, client);
       asio::dispatch(caller, std::move(done));
     });
-  }
-
-  // Starts loading the client's place in the store into the cache, so that the miss overlaps
-  // the caller's formatting. Only with one thread: otherwise the store may be changing, and
-  // apply() prefetches the batch itself.
-  void prefetch(std::uint32_t client_hash) const {
-    if (one_thread_) store_.prefetch(client_hash);
   }
 
   // A connection whose first line was "PEER <server>" from a neighbor becomes its link.
   void attach_peer(std::string server, tcp::socket socket, std::string buffered);
 
-  // On the strand: keeps the record if it is news and floods it to every link but `from`.
-  // Returns whether the store changed.
-  bool update(Location location, PeerLink* from, const std::shared_ptr<Propagation>& propagation);
-  bool update(Location location, std::uint32_t client_hash, PeerLink* from,
-              const std::shared_ptr<Propagation>& propagation);
-
  private:
-  void apply(std::vector<StoreOp>& ops, const std::shared_ptr<PropagationListener>& listener);
-  void apply(StoreOp& op, const std::shared_ptr<PropagationListener>& listener);
-  awaitable<void> give_up_slow_propagations();
+  using Clock = Confirmations::Clock;
+
+  void apply(std::vector<StoreOp>& ops, std::uint64_t client);
+  // Sends a record that changed the store to every link but `from`: as PUTs that `waiter`
+  // waits for, or as plain ATs when nobody does. Returns whether `waiter` has to wait.
+  bool flood(const Location& record, const PeerLink* from,
+             std::optional<Confirmations::Waiter> waiter, Clock::time_point now);
+  // Hands the confirmed updates to whoever waits, and sends what all this queued on the links.
+  void deliver();
+  awaitable<void> give_up_late_confirmations();
+
+  // PeerHost: what the links ask of the herd.
+  const std::string& server_name() const override { return self_.name; }
+  Log& peer_log() override { return log_; }
+  const Store& store() const override { return store_; }
+  std::uint64_t new_owner() override { return next_link_owner_++; }
+  void link_down(PeerLink& link) override;
+  void received(PeerLink& link, Location record, std::optional<std::uint64_t> put_id) override;
+  void acknowledged(PeerLink& link, std::uint64_t first, std::uint64_t last) override;
+  void handled_batch() override { deliver(); }
+  std::optional<Clock::time_point> oldest_unacknowledged(const PeerLink& link) const override;
 
   const ServerConfig& self_;
   Log& log_;
-  bool one_thread_;
-  Strand strand_;
+  CoreStrand strand_;
   Store store_;
-  std::map<std::string, std::shared_ptr<PeerLink>, std::less<>> links_;
-  // Clients' updates still waiting for acknowledgements, oldest first.
-  std::deque<std::pair<std::chrono::steady_clock::time_point, std::weak_ptr<Propagation>>>
-      unconfirmed_;
-  asio::steady_timer unconfirmed_timer_;
+  std::vector<std::shared_ptr<PeerLink>> links_;  // a link's index here is its number
+  Confirmations confirmations_;
+  std::vector<Confirmations::Waiter> confirmed_;  // to deliver at the end of this step
+  std::unordered_map<std::uint64_t, std::weak_ptr<ConfirmationListener>> clients_;
+  std::uint64_t next_link_owner_ = std::uint64_t(1) << 63;  // above every client's number
+  asio::steady_timer deadline_timer_;
+  bool deadline_watch_running_ = false;
 };
 
 }  // namespace herd

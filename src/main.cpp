@@ -102,11 +102,12 @@ herd::awaitable<void> reopen_log_on_hangup(herd::Log& log, asio::signal_set& han
   }
 }
 
-// After a stop, waits until every session has answered and closed (at most 3 s).
-herd::awaitable<void> finish(asio::io_context& io, herd::Server& server) {
-  asio::steady_timer timer(io);
+// After a stop, waits until every session has answered and closed (at most 3 s). Runs on
+// the herd's strand, which keeps the count of sessions.
+herd::awaitable<void> finish(asio::io_context& io, herd::Herd& herd) {
+  asio::steady_timer timer(herd.strand());
   auto deadline = std::chrono::steady_clock::now() + 3s;
-  while (server.sessions() > 0 && std::chrono::steady_clock::now() < deadline) {
+  while (herd.clients() > 0 && std::chrono::steady_clock::now() < deadline) {
     timer.expires_after(10ms);
     co_await timer.async_wait(herd::as_result);
   }
@@ -130,13 +131,10 @@ int run(const Options& options) {
   const auto& self = config.server(options.server);
   auto descriptors = raise_descriptor_limit();
   herd::Log log(config.log_dir / (self.name + ".log"));
-  herd::SessionRegistry sessions;
-  // With one thread nothing touches a socket or timer from anywhere else, so the reactor
-  // may skip its per-descriptor locks (the scheduler keeps its own, for the resolver's thread).
-  asio::io_context io(options.threads == 1 ? ASIO_CONCURRENCY_HINT_UNSAFE_IO : options.threads);
+  asio::io_context io(options.threads);
   auto places = herd::places::make_provider(config.places, io, log);
-  herd::Herd herd(io, config, self, log, options.threads == 1);
-  herd::Server server(io, self, config.clients, herd, *places, sessions, options.threads);
+  herd::Herd herd(io, config, self, log);
+  herd::Server server(io, self, config.clients, herd, *places);
   server.listen();
 
   std::string neighbors;
@@ -167,7 +165,7 @@ int run(const Options& options) {
     herd.stop();
     places->shutdown();
     flush_timer.cancel();
-    asio::co_spawn(io, finish(io, server), asio::detached);
+    asio::co_spawn(herd.strand(), finish(io, herd), asio::detached);
   });
 
   std::vector<std::jthread> extra;

@@ -8,9 +8,9 @@ namespace herd {
 
 using asio::awaitable;
 using asio::ip::tcp;
-// An executor whose handlers never run at the same time: a strand, or, when one thread runs
-// the loop, the io_context itself (an implicit strand, and cheaper: dispatch runs inline).
-using Strand = asio::any_io_executor;
+// Handlers on one strand never run at the same time, whatever the number of threads: the
+// herd's core has one, and so has each client session.
+using CoreStrand = asio::strand<asio::io_context::executor_type>;
 
 // Expected failures (EOF, reset, cancel) come back as values, not exceptions.
 inline constexpr auto as_result = asio::experimental::as_tuple(asio::use_awaitable);

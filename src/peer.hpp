@@ -1,29 +1,56 @@
 // A link to one neighboring server: dialing with backoff (or accepting), the PEER handshake,
-// the catch-up exchange when the link comes up, and flooding with acknowledgements.
-// Everything here runs on the Herd's strand.
+// the catch-up exchange when the link comes up, and batched PUTs and ACKs.
+// Everything here runs on the herd's strand.
 #pragma once
 
 #include <chrono>
-#include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "config.hpp"
+#include "connection.hpp"
+#include "log.hpp"
 #include "net.hpp"
 #include "store.hpp"
 
 namespace herd {
 
-class Herd;
-class Propagation;
+class PeerLink;
+
+// What a link needs from the server it belongs to (the herd).
+class PeerHost {
+ public:
+  using Clock = std::chrono::steady_clock;
+  virtual const std::string& server_name() const = 0;
+  virtual Log& peer_log() = 0;
+  virtual const Store& store() const = 0;  // what a catch-up sends
+  // A number for each new connection, to tell its confirmations from an earlier one's.
+  virtual std::uint64_t new_owner() = 0;
+  virtual void link_down(PeerLink& link) = 0;
+  // A record from the neighbor; with `put_id`, the neighbor waits for its ACK.
+  virtual void received(PeerLink& link, Location record, std::optional<std::uint64_t> put_id) = 0;
+  virtual void acknowledged(PeerLink& link, std::uint64_t first, std::uint64_t last) = 0;
+  // The link has handled all it read for now.
+  virtual void handled_batch() = 0;
+  virtual std::optional<Clock::time_point> oldest_unacknowledged(const PeerLink& link) const = 0;
+
+ protected:
+  ~PeerHost() = default;
+};
 
 class PeerLink : public std::enable_shared_from_this<PeerLink> {
  public:
   // Of two neighbors, the one whose name sorts first dials; the other accepts.
-  PeerLink(Herd& herd, const ServerConfig& neighbor, bool dials);
+  PeerLink(PeerHost& host, const CoreStrand& strand, std::size_t number,
+           const ServerConfig& neighbor, bool dials);
 
   const std::string& name() const { return neighbor_.name; }
-  bool up() const { return connection_ != nullptr; }
+  std::size_t number() const { return number_; }  // its index among the herd's links
+  bool up() const { return live_ != nullptr; }
+  // The current connection's number from PeerHost::new_owner(); 0 while down.
+  std::uint64_t owner() const;
 
   void start();
   void stop();
@@ -31,30 +58,29 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   // An inbound connection that introduced itself as this neighbor.
   void accept(tcp::socket socket, std::string buffered);
 
-  // Sends a record: as "PUT <id> AT ..." holding `propagation` until acknowledged, or as a
-  // plain "AT ..." when nobody waits for it.
-  void send(const Location& location, const std::shared_ptr<Propagation>& propagation);
+  // Queue messages; flush() sends what is queued. Nothing is queued while the link is down.
+  void put(std::uint64_t id, const Location& record);
+  void at(const Location& record);
+  void confirm(std::uint64_t put_id);  // becomes part of an ACK range at the next flush
+  void flush();
 
  private:
-  struct Connection;
+  class Live;
 
   awaitable<void> dial();
   awaitable<bool> handshake(tcp::socket& socket, std::string& buffered);
   awaitable<void> run(tcp::socket socket, std::string buffered, std::string greeting);
-  awaitable<void> writer(std::shared_ptr<Connection> c);
-  awaitable<void> watchdog(std::shared_ptr<Connection> c);
-  void handle(const std::shared_ptr<Connection>& c, std::string_view line);
-  void refill(Connection& c);
-  void enqueue(Connection& c, std::string_view line);
-  void close(Connection& c, std::string_view why);
+  awaitable<void> watchdog(std::shared_ptr<Live> live);
+  void handle(std::string_view line);
 
-  Herd& herd_;
+  PeerHost& host_;
+  CoreStrand strand_;
+  std::size_t number_;
   const ServerConfig& neighbor_;
   std::string who_;  // "peer NAME", for the log
   bool dials_;
   bool stopped_ = false;
-  std::shared_ptr<Connection> connection_;
-  std::uint64_t next_id_ = 1;
+  std::shared_ptr<Live> live_;
   asio::steady_timer retry_;
 };
 

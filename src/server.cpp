@@ -4,18 +4,18 @@
 
 #include <fmt/format.h>
 
+#include "session.hpp"
+
 namespace herd {
 
 Server::Server(asio::io_context& io, const ServerConfig& self, const ClientsConfig& clients,
-               Herd& herd, places::Provider& places, SessionRegistry& sessions, int threads)
+               Herd& herd, places::Provider& places)
     : io_(io),
       self_(self),
       clients_(clients),
       herd_(herd),
       places_(places),
-      acceptor_(io),
-      sessions_(sessions),
-      one_thread_(threads == 1) {}
+      acceptor_(asio::make_strand(io)) {}
 
 void Server::listen() {
   auto where = fmt::format("{}:{}", self_.host, self_.port);
@@ -40,16 +40,12 @@ void Server::stop() {
     asio::error_code ignored;
     acceptor_.close(ignored);
   });
-  sessions_.stop_all();
 }
 
 awaitable<void> Server::accept() {
   using namespace std::chrono_literals;
   while (acceptor_.is_open()) {
-    // A session's reader and writer share a strand; with one thread the loop itself is one.
-    auto executor = one_thread_ ? asio::any_io_executor(io_.get_executor())
-                                : asio::any_io_executor(asio::make_strand(io_));
-    auto [error, socket] = co_await acceptor_.async_accept(executor, as_result);
+    auto [error, socket] = co_await acceptor_.async_accept(asio::make_strand(io_), as_result);
     if (error == asio::error::operation_aborted || !acceptor_.is_open()) break;
     if (error) {  // out of file descriptors, say: note it and give the system a moment
       herd_.log().event("server", "accept failed: " + error.message());
@@ -57,7 +53,7 @@ awaitable<void> Server::accept() {
       co_await pause.async_wait(as_result);
       continue;
     }
-    std::make_shared<Session>(std::move(socket), next_session_++, herd_, places_, sessions_,
+    std::make_shared<Session>(std::move(socket), next_session_++, herd_, places_,
                               std::chrono::milliseconds(clients_.send_timeout_ms))
         ->start();
   }

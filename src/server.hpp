@@ -1,4 +1,4 @@
-// The listening socket: accepts connections and gives each a session; stops gracefully.
+// The listening socket: accepts connections and gives each a session on a strand of its own.
 #pragma once
 
 #include <cstdint>
@@ -7,22 +7,19 @@
 #include "herd.hpp"
 #include "net.hpp"
 #include "places/provider.hpp"
-#include "session.hpp"
 
 namespace herd {
 
 class Server {
  public:
-  // `sessions` outlives the io_context: sessions still pending when it is destroyed leave it.
   Server(asio::io_context& io, const ServerConfig& self, const ClientsConfig& clients, Herd& herd,
-         places::Provider& places, SessionRegistry& sessions, int threads);
+         places::Provider& places);
 
   // Binds and listens; throws std::runtime_error naming the address when it cannot.
   void listen();
   void start();
-  // Stops accepting and lets every session answer what it has read, then close.
+  // Stops accepting. The herd stops the sessions (Herd::stop).
   void stop();
-  std::size_t sessions() const { return sessions_.size(); }
 
  private:
   awaitable<void> accept();
@@ -33,8 +30,6 @@ class Server {
   Herd& herd_;
   places::Provider& places_;
   tcp::acceptor acceptor_;
-  SessionRegistry& sessions_;
-  bool one_thread_;
   std::uint64_t next_session_ = 1;
 };
 

@@ -1,99 +1,63 @@
-// A client connection: a reader that turns lines into replies and a writer that sends,
-// in order, every reply that is ready, gathered into one write.
+// A client connection: turns lines into replies. IAMAT and WHATSAT go to the herd's core in
+// one batch per read; the replies leave in request order, gathered into one write.
 #pragma once
 
 #include <chrono>
-#include <deque>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
+#include "connection.hpp"
 #include "herd.hpp"
-#include "line_buffer.hpp"
 #include "net.hpp"
 #include "places/provider.hpp"
+#include "reply_queue.hpp"
 
 namespace herd {
 
-class Session;
-
-// The live sessions, so that a stopping server can let each finish what it was asked.
-class SessionRegistry {
+class Session : public std::enable_shared_from_this<Session>,
+                public ConfirmationListener,
+                private LineHandler {
  public:
-  void add(std::uint64_t id, std::weak_ptr<Session> session);
-  void remove(std::uint64_t id);
-  void stop_all();
-  std::size_t size() const;
-
- private:
-  mutable std::mutex mutex_;
-  std::unordered_map<std::uint64_t, std::weak_ptr<Session>> sessions_;
-};
-
-class Session : public std::enable_shared_from_this<Session>, public PropagationListener {
- public:
+  // `socket` runs on the session's own strand.
   Session(tcp::socket socket, std::uint64_t id, Herd& herd, places::Provider& places,
-          SessionRegistry& registry, std::chrono::milliseconds send_timeout);
-  ~Session() override;
+          std::chrono::milliseconds send_timeout);
 
   void start();
   // Stops reading; what was already read is answered, then the connection closes.
-  void stop();
-
-  void propagated(std::uint64_t reply) override;
+  void stop() override;
+  void confirmed(std::vector<std::uint64_t> replies) override;
 
  private:
-  // A reply in its place in line; replies leave strictly in the order the lines came.
-  // Its text lives in texts_, so that a reply costs no allocation of its own.
-  struct Reply {
-    std::size_t at = 0, size = 0;  // in texts_
-    bool ready = false;
-    int radius_km = 0;  // WHATSAT: the lookup to make once the client's record is found
-    int bound = 0;
+  awaitable<void> run(std::shared_ptr<Session> self);
+
+  // LineHandler
+  void received(LineBuffer& input, Timestamp at, Input state) override;
+  bool hold_reading() const override;
+  bool owes_output() const override { return replies_.waiting() > 0; }
+
+  // A WHATSAT's radius and bound, kept until its client's record is found.
+  struct Lookup {
+    int radius_km = 0, bound = 0;
   };
 
-  // `self` keeps the session alive while the coroutine lives.
-  awaitable<void> reader(std::shared_ptr<Session> self);
-  awaitable<void> writer(std::shared_ptr<Session> self);
-  // Writes all of `text`, failing with timed_out when the client takes none of it for
-  // send_timeout_.
-  awaitable<asio::error_code> write_all(std::string_view text);
-  int unacknowledged_bytes();
-  void send();
-  awaitable<void> linger();
-  void handle(std::string_view line, std::vector<StoreOp>& ops);
-  bool handed_to_peer(std::string_view first_line);
-  void answer_lookups(std::vector<StoreOp>& ops);
-  // Queues a one-line reply (the newline is added); a WHATSAT's full text comes with complete().
-  std::uint64_t add_reply(std::string_view line, bool ready);
+  bool handed_to_peer(std::string_view first_line, LineBuffer& input);
+  void handle(std::string_view line, Timestamp at);
+  void applied();  // the herd has run the batch
+  void look_up_places(StoreOp& op, Lookup lookup);
   void complete(std::uint64_t reply, std::string_view text = {});
 
-  tcp::socket socket_;
+  std::uint64_t id_;
   std::string who_;  // "client N", for the log
   Herd& herd_;
   places::Provider& places_;
-  SessionRegistry& registry_;
-  std::uint64_t id_;
-  std::chrono::milliseconds send_timeout_;
-
-  LineBuffer input_;
-  Timestamp received_at_;
-  std::vector<StoreOp> ops_;
-
-  std::deque<Reply> waiting_;        // from the oldest reply not yet sent
-  std::string texts_;                // their texts; emptied whenever waiting_ is
-  std::uint64_t first_waiting_ = 0;  // the number of waiting_.front()
-  std::uint64_t next_reply_ = 0;
-  std::string outbox_, sending_;
-  Signal wake_writer_, wake_reader_;
-  bool writing_ = false;   // the writer has a write in flight
-  bool in_batch_ = false;  // answering a batch: replies go out together at its end
-  bool input_done_ = false;
-  bool stopping_ = false;
-  bool write_failed_ = false;
-  bool saw_eof_ = false;
+  Connection<tcp::socket> connection_;
+  ReplyQueue replies_;
+  std::vector<StoreOp> ops_;     // the batch of the last read
+  std::vector<Lookup> lookups_;  // parallel to ops_
+  bool first_line_ = true;
+  bool handed_over_ = false;  // the connection became a neighbor's link
+  bool in_herd_ = false;      // a batch is with the herd: reading waits
 };
 
 }  // namespace herd

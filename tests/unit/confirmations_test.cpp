@@ -15,7 +15,8 @@ const auto t0 = Confirmations::Clock::time_point{} + 1h;
 
 // Starts an update for `waiter` that goes out on `links`; returns its PUT ids, one per link.
 std::vector<std::uint64_t> start(Confirmations& c, Waiter waiter, std::vector<std::size_t> links,
-                                 std::vector<Waiter>& confirmed, std::chrono::milliseconds at = 0ms) {
+                                 std::vector<Waiter>& confirmed,
+                                 std::chrono::milliseconds at = 0ms) {
   auto update = c.begin(waiter, t0 + at + 1s);
   std::vector<std::uint64_t> ids;
   for (auto link : links) ids.push_back(c.sent(update, link, t0 + at));

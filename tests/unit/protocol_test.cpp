@@ -175,8 +175,9 @@ TEST_CASE("peer messages: AT, PUT with an id, ACK", "[protocol]") {
 
   auto bad = GENERATE(as<std::string_view>{}, "AT Goloman 0.26 kiwi +34-118 1",
                       "AT Goloman +0.263873386 kiwi +34-118",
-                      "PUT x AT Goloman +0.263873386 kiwi +34-118 1", "PUT 1", "ACK", "ACK -1", "ACK 9-3", "ACK 3-", "ACK 3--4", "ACK 1 2", "ACK 3-x",
-                      "IAMAT kiwi +34-118 1", "? AT Goloman +0.263873386 kiwi +34-118 1");
+                      "PUT x AT Goloman +0.263873386 kiwi +34-118 1", "PUT 1", "ACK", "ACK -1",
+                      "ACK 9-3", "ACK 3-", "ACK 3--4", "ACK 1 2", "ACK 3-x", "IAMAT kiwi +34-118 1",
+                      "? AT Goloman +0.263873386 kiwi +34-118 1");
   CAPTURE(bad);
   CHECK(std::holds_alternative<Invalid>(parse_peer_line(bad)));
 }

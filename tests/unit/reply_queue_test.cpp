@@ -18,7 +18,11 @@ TEST_CASE("replies leave in request order whatever order they complete in", "[re
       // A waiting reply holds back the ready ones behind it.
       {{"add W a", ""}, {"add R b", ""}, {"add R c", ""}, {"done 0", "a\nb\nc\n"}},
       // Completing out of order: the later one waits for the earlier.
-      {{"add W a", ""}, {"add W b", ""}, {"add W c", ""}, {"done 2", ""}, {"done 1", ""},
+      {{"add W a", ""},
+       {"add W b", ""},
+       {"add W c", ""},
+       {"done 2", ""},
+       {"done 1", ""},
        {"done 0", "a\nb\nc\n"}},
       // A completion may replace the text (a WHATSAT's answer), first in line or not.
       {{"add W ?", ""}, {"add W ?", ""}, {"done 1 X\nY\n\n", ""}, {"done 0 Z\n", "Z\nX\nY\n\n"}},
@@ -69,8 +73,8 @@ TEST_CASE("reading pauses once 4 MiB wait to be sent", "[reply_queue]") {
   queue.add(big, true, out);
   CHECK(queue.should_pause_reading(0));
   queue.complete(0, out);
-  CHECK_FALSE(queue.should_pause_reading(0));        // all handed to the connection...
-  CHECK(queue.should_pause_reading(out.size()));     // ...which has not sent it yet
+  CHECK_FALSE(queue.should_pause_reading(0));     // all handed to the connection...
+  CHECK(queue.should_pause_reading(out.size()));  // ...which has not sent it yet
   CHECK_FALSE(queue.should_pause_reading(out.size() - 5 * 1024));
 }
 

@@ -1,0 +1,102 @@
+// One connection, client or neighbor: a reader and a writer run as one group with one stop
+// path. What differs between a client session and a peer link is what it does with the lines
+// it reads, which is the LineHandler's part; the stream is a template parameter, so a TLS
+// stream takes the same code.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+#include "line_buffer.hpp"
+#include "log.hpp"
+#include "net.hpp"
+#include "protocol.hpp"  // Timestamp
+
+namespace herd {
+
+// Called on the connection's executor, never at the same time as each other.
+class LineHandler {
+ public:
+  virtual ~LineHandler() = default;
+  // more: more may come. eof: the other side closed its side, so a line still without its
+  // newline is its last. over: nothing more will be read (the read failed, or reading stopped).
+  enum class Input { more, eof, over };
+  // Bytes read at `at` were added to `input`: take the complete lines.
+  virtual void received(LineBuffer& input, Timestamp at, Input state) = 0;
+  // Called by the writer before each write: a chance to add output made lazily (a catch-up).
+  virtual void refill(std::string& /*outbox*/) {}
+  // While true the reader waits; Connection::wake_reader() asks again.
+  virtual bool hold_reading() const { return false; }
+  // Whether output is still owed that is not in the outbox yet (replies waiting for the herd);
+  // the connection stays open for it once reading is done.
+  virtual bool owes_output() const { return false; }
+};
+
+struct ConnectionOptions {
+  std::string who;                         // "client 7", "peer Hands": names it in the log
+  std::chrono::milliseconds send_timeout;  // a write that moves nothing for this long fails
+  bool linger = false;  // once done, read and discard until the other side closes (max 1 s)
+};
+
+template <typename Stream>
+class Connection {
+ public:
+  Connection(Stream stream, LineHandler& handler, Log& log, ConnectionOptions options);
+
+  // Bytes that arrived before the connection took over the stream (with a handshake):
+  // handed to the handler before the first read.
+  void preload(std::string_view bytes);
+
+  // Reads and writes until both are done or the connection is closed, then closes it.
+  // Returns why it closed: empty when it ended normally.
+  awaitable<std::string> run();
+
+  // What goes out next; append to it, then flush().
+  std::string& outbox() { return outbox_; }
+  // Writes the outbox at once when the stream takes it (the usual case, and no round through
+  // the event loop); whatever is left goes to the writer.
+  void flush();
+  // Bytes handed to the connection that the stream has not taken yet.
+  std::size_t unsent() const { return outbox_.size() + sending_.size(); }
+
+  void wake_reader() { wake_reader_.notify(); }
+  void wake_writer() { wake_writer_.notify(); }
+  // Reads no more; what is owed is still written, then the connection closes.
+  void finish_reading();
+  // Closes now, dropping what is not written. `why` is what run() returns.
+  void close(std::string_view why);
+  bool closed() const { return closed_; }
+
+  // Gives the stream away (only from received()): the connection ends without touching it.
+  Stream release();
+
+  Stream& stream() { return stream_; }
+  const std::string& who() const { return options_.who; }
+
+ private:
+  awaitable<void> reader();
+  awaitable<void> writer();
+  awaitable<asio::error_code> write_all(std::string_view text);
+  awaitable<void> linger();
+  int unacknowledged_bytes();
+
+  Stream stream_;
+  LineHandler& handler_;
+  Log& log_;
+  ConnectionOptions options_;
+  LineBuffer input_;
+  std::string outbox_, sending_;
+  Signal wake_reader_, wake_writer_;
+  std::string why_;
+  bool reading_ = false;       // the reader waits in a read
+  bool writing_ = false;       // the writer has a write in flight
+  bool reading_done_ = false;  // set by the reader, or by finish_reading()
+  bool saw_eof_ = false;
+  bool closed_ = false;
+  bool released_ = false;
+};
+
+extern template class Connection<tcp::socket>;
+
+}  // namespace herd
