@@ -70,8 +70,15 @@ wait_for() {
   done
 }
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+# free_ports [N]: N distinct free ports on 127.0.0.1 (default 1), one a line.
+free_ports() {
+  python3 - "${1:-1}" <<'PY'
+import socket, sys
+sockets = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in sockets:
+    s.bind(("127.0.0.1", 0))
+print("\n".join(str(s.getsockname()[1]) for s in sockets))
+PY
 }
 
 # Starts herd-echo on a free port; sets ECHO_PORT.
