@@ -44,7 +44,8 @@ trap 'exit 130' INT TERM
 start() {
   local name=$1
   shift
-  "$@" >"$T/$name.out" 2>&1 &
+  : >"$T/$name.out"  # now, not in the background: wait_for must not read the last run's output
+  "$@" >>"$T/$name.out" 2>&1 &
   PID=$!
   STARTED+=("$PID")
 }
