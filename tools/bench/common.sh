@@ -57,8 +57,12 @@ stop() {
   for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   kill -9 "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
-  local kept=()
-  for i in "${STARTED[@]}"; do [ "$i" = "$pid" ] || kept+=("$i"); done
+  forget "$pid"
+}
+
+forget() {
+  local kept=() i
+  for i in "${STARTED[@]}"; do [ "$i" = "$1" ] || kept+=("$i"); done
   STARTED=("${kept[@]}")
 }
 
@@ -89,10 +93,15 @@ start_echo() {
   ECHO_PORT=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$T/echo.out")
 }
 
-# bench ARGS...: one herdctl bench run, bounded in time; prints its JSON object.
+# bench ARGS...: one herdctl bench run, bounded in time; its JSON object into RESULT. It runs
+# in the background so that a signal to the script stops it at once (through the exit trap).
 bench() {
-  timeout -k 5 "$RUN_LIMIT" "$HERDCTL" bench --json "$@" 2>>"$T/bench.err" ||
-    echo "$SCRIPT: herdctl bench $* failed: $(tail -1 "$T/bench.err")" >&2
+  timeout -k 5 "$RUN_LIMIT" "$HERDCTL" bench --json "$@" >"$T/result.json" 2>>"$T/bench.err" &
+  local pid=$!
+  STARTED+=("$pid")
+  wait "$pid" || echo "$SCRIPT: herdctl bench $* failed: $(tail -1 "$T/bench.err")" >&2
+  forget "$pid"
+  RESULT=$(cat "$T/result.json")
 }
 
 # field JSON KEY: a field of bench's JSON ("" when the run failed).
