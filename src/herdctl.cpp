@@ -22,6 +22,7 @@
 
 #include <fmt/format.h>
 
+#include "bench.hpp"
 #include "config.hpp"
 
 namespace {
@@ -40,6 +41,9 @@ commands:
                         print its full replies; exits 1 when the server cannot be
                         reached or answers "?"
   status                show which servers are listening
+  bench [OPTIONS] TARGET
+                        load a server (a name, or HOST:PORT) with requests and
+                        print requests/s and latency; see bench --help
 
 options:
   --config PATH         the herd's TOML file (default: herd.toml)
@@ -94,7 +98,7 @@ Options parse_options(int argc, char** argv) {
     } else if (arg == "--config" || arg == "--server-bin") {
       if (i + 1 >= argc) fail(fmt::format("{} needs a value\n\n{}", arg, usage), 2);
       (arg == "--config" ? o.config : o.server_bin) = argv[++i];
-    } else if (arg.starts_with("-") && (o.command.empty() || o.command != "send")) {
+    } else if (arg.starts_with("-") && o.command != "send" && o.command != "bench") {
       fail(fmt::format("unknown option {}\n\n{}", arg, usage), 2);
     } else if (o.command.empty()) {
       o.command = arg;
@@ -191,6 +195,30 @@ int status(const herd::Config& config) {
                up ? "listening" : "down", neighbors_of(s));
   }
   return all ? 0 : 1;
+}
+
+// HOST:PORT as given (an IPv6 host in brackets), or the address of the config's server of that
+// name; server names have no ':'.
+herd::bench::Endpoint endpoint_of(const std::string& target, const std::string& config_path) {
+  if (auto colon = target.rfind(':'); colon != std::string::npos) {
+    auto host = target.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+      host = host.substr(1, host.size() - 2);
+    return {host.empty() ? "127.0.0.1" : host, target.substr(colon + 1), ""};
+  }
+  auto config = herd::load_config(config_path);
+  const auto& server = config.server(target);
+  return {server.host, std::to_string(server.port), server.name};
+}
+
+int bench(const Options& options) {
+  herd::bench::Options bench_options;
+  try {
+    bench_options = herd::bench::parse_options(options.args);
+  } catch (const herd::bench::UsageError& e) {
+    fail(fmt::format("bench: {}\n\n{}", e.what(), herd::bench::usage), 2);
+  }
+  return herd::bench::run(bench_options, endpoint_of(bench_options.target, options.config));
 }
 
 std::string find_server_bin(const std::string& given) {
@@ -343,11 +371,14 @@ int main(int argc, char** argv) {
       fmt::print("{}", send_usage);
     else if (options.command == "status")
       fmt::print("{}", status_usage);
+    else if (options.command == "bench")
+      fmt::print("{}", herd::bench::usage);
     else
       fmt::print("{}", usage);
     return 0;
   }
   try {
+    if (options.command == "bench") return bench(options);  // HOST:PORT needs no config
     auto config = herd::load_config(options.config);
     if (options.command == "up") return up(config, options);
     if (options.command == "send") return send(config, options.args);

@@ -1,5 +1,6 @@
 """herd-server's command line and config errors; herdctl up, send and status."""
 
+import json
 import os
 import resource
 import signal
@@ -156,10 +157,62 @@ def herdctl_up_hangup(server, herdctl):
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+def bench_json(herdctl, *args):
+    result = run([herdctl, *args[:2], "bench", "--json", *args[2:]])
+    return result, (json.loads(result.stdout) if result.stdout else None)
+
+
+def herdctl_bench(server, herdctl):
+    """herdctl bench against a real server: its JSON, and exactly -n requests answered."""
+    herd = Herd(server, links={"Solo": []}).start()
+    config = ["--config", herd.config]
+    address = f"127.0.0.1:{herd.ports['Solo']}"
+    try:
+        result, report = bench_json(herdctl, *config, "-c", "4", "-P", "3", "-n", "1000", "Solo")
+        assert result.returncode == 0, result
+        for key in ("rps", "count", "errors", "refused", "elapsed_s", "p50_us", "p99_us", "max_us"):
+            assert key in report, (key, report)
+        assert report["count"] == 1000 and report["errors"] == 0 and report["refused"] == 0, report
+        assert report["connections"] == 4 and report["in_flight"] == 3, report
+        assert 0 < report["p50_us"] <= report["p99_us"] <= report["max_us"] and report["rps"] > 0
+        # The default line is an IAMAT for a new client each time: c0 ... c999.
+        assert herd.send("Solo", "WHATSAT c999.cs.ucla.edu 10 1").startswith("AT Solo ")
+
+        result, report = bench_json(herdctl, *config, "-1", "-c", "5", "-n", "50", address)
+        assert result.returncode == 0 and report["count"] == 50 and report["one_shot"], result
+        result, report = bench_json(herdctl, *config, "-b", "-c", "2", "-P", "2", "-n", "20",
+                                    "-l", "WHATSAT c1.cs.ucla.edu 10 2", "Solo")
+        assert result.returncode == 0 and report["count"] == 20, result
+        result, report = bench_json(herdctl, *config, "-b", "-c", "1", "-n", "5",
+                                    "-l", "WHATSAT nobody.example 10 2", "Solo")
+        assert result.returncode == 1 and report["count"] == 5 and report["refused"] == 5, result
+        assert '5 replies were "? " (refused)' in result.stderr, result
+
+        text = run([herdctl, "bench", "-c", "2", "-n", "10", address])
+        assert text.returncode == 0 and "10 replies in" in text.stdout, text
+        assert "latency: p50 " in text.stdout and "0 errors, 0 refused" in text.stdout, text
+    finally:
+        herd.stop()
+    [closed] = free_ports(1)
+    down = run([herdctl, "bench", "-n", "5", f"127.0.0.1:{closed}"])
+    assert down.returncode == 1 and f"cannot connect to 127.0.0.1:{closed}" in down.stderr, down
+    for bad in (["bench"], ["bench", "-c", "0", "x:1"], ["bench", "-l", "%q", "x:1"],
+                ["bench", "-1", "-P", "4", "x:1"]):
+        wrong = run([herdctl, *bad])
+        assert wrong.returncode == 2 and wrong.stderr.startswith("herdctl: bench: "), (bad, wrong)
+
+
 def herdctl_help(herdctl):
     assert run([herdctl, "--help"]).stdout.startswith("usage: herdctl")
     assert run([herdctl, "up", "--help"]).stdout.startswith("usage: herdctl [--config PATH] up")
     assert run([herdctl, "send", "--help"]).stdout.startswith("usage: herdctl [--config PATH] send")
+    bench_help = run([herdctl, "bench", "--help"])
+    assert bench_help.returncode == 0, bench_help
+    assert bench_help.stdout.startswith("usage: herdctl [--config PATH] bench [OPTIONS] TARGET")
+    for option in ("--connections", "--in-flight", "--requests", "--duration", "--line",
+                   "--one-shot", "--blank-line", "--json"):
+        assert option in bench_help.stdout, option
+    assert "bench" in run([herdctl, "--help"]).stdout
     assert run([herdctl]).returncode == 2
     assert run([herdctl, "--config", "/nonexistent.toml", "status"]).returncode == 2
 
@@ -174,6 +227,7 @@ def main():
     tap.run("herdctl send and status", herdctl_send, server, herdctl)
     tap.run("herdctl up starts the herd and Ctrl-C stops it", herdctl_up, server, herdctl)
     tap.run("herdctl up: a closing terminal (SIGHUP) stops the herd", herdctl_up_hangup, server, herdctl)
+    tap.run("herdctl bench: JSON, exact counts, refusals, clear errors", herdctl_bench, server, herdctl)
     tap.run("herdctl --help everywhere", herdctl_help, herdctl)
     tap.finish()
 
