@@ -38,6 +38,13 @@ void one_line(std::string_view line) {
   }
   auto message = herd::parse_peer_line(line);
   if (auto put = std::get_if<herd::PeerPut>(&message)) check(!put->at.client.empty());
+  if (auto ack = std::get_if<herd::PeerAck>(&message)) {
+    // A range survives its own formatting.
+    check(ack->first <= ack->last);
+    auto again = herd::parse_peer_line(herd::format_ack(ack->first, ack->last));
+    auto same = std::get_if<herd::PeerAck>(&again);
+    check(same && same->first == ack->first && same->last == ack->last);
+  }
   check(herd::format_invalid(line).size() == line.size() + 2);
 }
 
