@@ -13,6 +13,7 @@ usage() { sed -n "${USAGE_LINES}s/^# \{0,1\}//p" "$0"; exit "${1:-2}"; }
 
 need_build() {
   for p in "$HERDCTL" "$HERD_ECHO" "$@"; do
+    p=${p%% *}  # a server's options may follow its path: "build/src/herd-server --threads 2"
     [ -x "$p" ] || die "$p is missing: run tools/dev build first"
   done
 }
