@@ -100,7 +100,9 @@ class Herd:
         self.ports = dict(zip(self.names, free_ports(len(self.names))))
         self.procs = {}
         self.env = dict(os.environ, **(extra_env or {}))
-        self.threads = threads
+        # HERD_TEST_THREADS=N starts every server of the tests with --threads N (the
+        # ThreadSanitizer build runs the suites so: tools/dev tsan); a test's own value wins.
+        self.threads = threads or int(os.environ.get("HERD_TEST_THREADS") or 0) or None
         self.config = os.path.join(self.dir, "herd.toml")
         with open(self.config, "w") as f:
             f.write(places or '[places]\nprovider = "geonames"\n')
