@@ -14,8 +14,11 @@ shift 2
 seconds=${HERD_FUZZ_SECONDS:-25}
 mkdir -p "$workdir/corpus"
 status=0
-"$binary" -max_total_time="$seconds" -max_len=512 -timeout=10 -print_final_stats=1 \
-  -artifact_prefix="$workdir/" "$workdir/corpus" "$@" 2>"$workdir/libfuzzer.log" || status=$?
+# libFuzzer exits 77 on a crash by default, which meson would count as a skip: make it 1.
+"$binary" -max_total_time="$seconds" -max_len=512 -timeout=10 -error_exitcode=1 -timeout_exitcode=1 \
+  -print_final_stats=1 -artifact_prefix="$workdir/" "$workdir/corpus" "$@" 2>"$workdir/libfuzzer.log" \
+  || status=$?
+[ "$status" -ne 77 ] || status=1
 grep -E '^(stat::number_of_executed_units|stat::new_units_added|Done)' "$workdir/libfuzzer.log" || true
 if [ "$status" -ne 0 ]; then
   cat "$workdir/libfuzzer.log" >&2
