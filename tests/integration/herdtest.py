@@ -142,9 +142,13 @@ class Herd:
                 args[1:1] = ["--threads", str(self.threads)]
             out = open(os.path.join(self.dir, f"{name}.out"), "w")
             self.procs[name] = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=self.env)
-        for name in names or self.names:
-            wait_until(lambda: self.listening(name) or self.exited(name), 15, f"{name} to listen")
-            assert self.listening(name), f"{name} exited: {self.output(name)}"
+        try:
+            for name in names or self.names:
+                wait_until(lambda: self.listening(name) or self.exited(name), 15, f"{name} to listen")
+                assert self.listening(name), f"{name} exited: {self.output(name)}"
+        except BaseException:
+            self.stop()  # tests call start() before their try/finally: leave no server behind
+            raise
         return self
 
     def listening(self, name):
