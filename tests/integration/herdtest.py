@@ -7,6 +7,7 @@ Synchronization is by polling with a deadline, never by sleeping a fixed time.
 
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -38,15 +39,37 @@ def scratch_dir(prefix):
     return path
 
 
+def ephemeral_ports():
+    """The range the kernel takes local ports of outgoing connections from."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = map(int, f.read().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_ports(n):
+    """n ports free now, below the ephemeral range: between this call and a server's bind,
+    an outgoing connection (a peer dialing a neighbor that is not up yet, a client, another
+    test run) can take any ephemeral port, and the server would find it in use."""
+    low = ephemeral_ports()[0]
+    candidates = list(range(10000, low)) if low > 11000 else list(range(low - 1000, low))
+    random.shuffle(candidates)
     sockets = []
-    for _ in range(n):
+    for port in candidates:
+        if len(sockets) == n:
+            break
         s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        sockets.append(s)
+        try:
+            s.bind(("127.0.0.1", port))
+            sockets.append(s)
+        except OSError:
+            s.close()
     ports = [s.getsockname()[1] for s in sockets]
     for s in sockets:
         s.close()
+    assert len(ports) == n, f"only {len(ports)} free ports below {low}"
     return ports
 
 
@@ -100,7 +123,9 @@ class Herd:
         self.ports = dict(zip(self.names, free_ports(len(self.names))))
         self.procs = {}
         self.env = dict(os.environ, **(extra_env or {}))
-        self.threads = threads
+        # HERD_TEST_THREADS=N starts every server of the tests with --threads N (the
+        # ThreadSanitizer build runs the suites so: tools/dev tsan); a test's own value wins.
+        self.threads = threads or int(os.environ.get("HERD_TEST_THREADS") or 0) or None
         self.config = os.path.join(self.dir, "herd.toml")
         with open(self.config, "w") as f:
             f.write(places or '[places]\nprovider = "geonames"\n')
@@ -117,9 +142,13 @@ class Herd:
                 args[1:1] = ["--threads", str(self.threads)]
             out = open(os.path.join(self.dir, f"{name}.out"), "w")
             self.procs[name] = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=self.env)
-        for name in names or self.names:
-            wait_until(lambda: self.listening(name) or self.exited(name), 15, f"{name} to listen")
-            assert self.listening(name), f"{name} exited: {self.output(name)}"
+        try:
+            for name in names or self.names:
+                wait_until(lambda: self.listening(name) or self.exited(name), 15, f"{name} to listen")
+                assert self.listening(name), f"{name} exited: {self.output(name)}"
+        except BaseException:
+            self.stop()  # tests call start() before their try/finally: leave no server behind
+            raise
         return self
 
     def listening(self, name):
