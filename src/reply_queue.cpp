@@ -10,6 +10,7 @@ ReplyQueue::Id ReplyQueue::add(std::string_view line, bool ready, std::string& o
   } else {
     waiting_.push_back({texts_.size(), line.size() + 1, ready});
     texts_.append(line).push_back('\n');
+    waiting_bytes_ += line.size() + 1;
   }
   return id;
 }
@@ -22,22 +23,47 @@ bool ReplyQueue::complete(Id id, std::string& out, std::string_view text) {
   bool moved = false;
   if (!text.empty() && id == first_waiting_) {  // first in line: straight out, no copy kept
     out.append(text);
+    waiting_bytes_ -= reply.size;
     waiting_.pop_front();
     ++first_waiting_;
     moved = true;
   } else if (!text.empty()) {
+    waiting_bytes_ = waiting_bytes_ - reply.size + text.size();
     reply.at = texts_.size();
     reply.size = text.size();
     texts_.append(text);
   }
   while (!waiting_.empty() && waiting_.front().ready) {
-    out.append(texts_, waiting_.front().at, waiting_.front().size);
-    waiting_.pop_front();
-    ++first_waiting_;
+    hand_out_front(out);
     moved = true;
   }
-  if (waiting_.empty()) texts_.clear();
+  compact();
   return moved;
+}
+
+void ReplyQueue::hand_out_front(std::string& out) {
+  out.append(texts_, waiting_.front().at, waiting_.front().size);
+  waiting_bytes_ -= waiting_.front().size;
+  waiting_.pop_front();
+  ++first_waiting_;
+}
+
+// A queue that never empties (each reply waits, and the next comes before it is answered)
+// would keep every text it ever held: once most of texts_ is gone, keep only what waits.
+void ReplyQueue::compact() {
+  if (waiting_.empty()) {
+    texts_.clear();
+    return;
+  }
+  if (texts_.size() < 64 * 1024 || waiting_bytes_ * 2 > texts_.size()) return;
+  std::string kept;
+  kept.reserve(waiting_bytes_);
+  for (auto& reply : waiting_) {
+    auto at = kept.size();
+    kept.append(texts_, reply.at, reply.size);
+    reply.at = at;
+  }
+  texts_.swap(kept);
 }
 
 }  // namespace herd

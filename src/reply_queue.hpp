@@ -27,7 +27,7 @@ class ReplyQueue {
   bool complete(Id id, std::string& out, std::string_view text = {});
 
   // Replies not yet handed out, in bytes (their texts) and in number.
-  std::size_t waiting_bytes() const { return texts_.size(); }
+  std::size_t waiting_bytes() const { return waiting_bytes_; }
   std::size_t waiting() const { return waiting_.size(); }
 
   // Whether the session should stop reading until the client takes some of its replies:
@@ -42,9 +42,13 @@ class ReplyQueue {
     bool ready = false;
   };
 
+  void hand_out_front(std::string& out);
+  void compact();
+
   std::deque<Reply> waiting_;  // from the oldest reply not handed out
-  std::string texts_;          // their texts; emptied whenever waiting_ is
-  Id first_waiting_ = 0;       // the number of waiting_.front()
+  std::string texts_;          // their texts, and those of replies gone since the last compact()
+  std::size_t waiting_bytes_ = 0;  // the part of texts_ that waiting_ still refers to
+  Id first_waiting_ = 0;           // the number of waiting_.front()
   Id next_ = 0;
 };
 

@@ -89,3 +89,30 @@ TEST_CASE("a stalled write disconnects only a client that took nothing", "[reply
     CHECK(herd::judge_stall(row.before, row.now) == row.verdict);
   }
 }
+
+TEST_CASE("a queue that never empties counts only what still waits", "[reply_queue]") {
+  // Each reply waits for the herd, and the next request comes before it is answered: the
+  // queue is never empty, yet only one reply at a time is owed.
+  ReplyQueue queue;
+  std::string out;
+  std::string line(1000, 'x');
+  auto previous = queue.add(line, false, out);
+  for (int i = 0; i < 5000; ++i) {
+    auto next = queue.add(line, false, out);
+    queue.complete(previous, out);
+    previous = next;
+  }
+  CHECK(out.size() == 5000 * 1001);
+  CHECK(queue.waiting() == 1);
+  CHECK(queue.waiting_bytes() == 1001);
+  CHECK_FALSE(queue.should_pause_reading(0));
+  // A replaced text counts instead of the one it replaces, wherever it is in line.
+  auto later = queue.add("?", false, out);
+  CHECK(queue.waiting_bytes() == 1003);
+  queue.complete(later, out, "AT and\nplaces\n\n");
+  CHECK(queue.waiting_bytes() == 1001 + 15);
+  out.clear();
+  queue.complete(previous, out);
+  CHECK(out == line + "\nAT and\nplaces\n\n");
+  CHECK(queue.waiting_bytes() == 0);
+}
