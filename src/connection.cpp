@@ -74,7 +74,7 @@ awaitable<void> Connection<Stream>::reader() {
     reading_ = false;
     if (closed_) break;
     if (!error) input_.commit(n);
-    saw_eof_ = error == asio::error::eof;
+    saw_eof_ = error == asio::error::eof && !reading_done_;  // not our own finish_reading()
     if (error && !saw_eof_ && !reading_done_ && why_.empty()) why_ = error.message();
     using Input = LineHandler::Input;
     auto state = reading_done_ ? Input::over
@@ -123,6 +123,7 @@ void Connection<Stream>::flush() {
     asio::error_code error;
     auto n = stream_.write_some(asio::buffer(outbox_), error);
     if (n > 0) {
+      wake_reader_.notify();  // fewer bytes wait to be sent: a paused reader may go on
       log_.sent(options_.who, std::string_view(outbox_).substr(0, n));
       if (n == outbox_.size())
         outbox_.clear();

@@ -241,6 +241,7 @@ awaitable<void> PeerLink::run(tcp::socket socket, std::string buffered, std::str
   auto self = shared_from_this();
   if (live_) {  // what was sent on it will not be acknowledged: the link starts afresh
     live_->connection.close("replaced by a new connection");
+    host_.peer_log().event(who_, "link down: replaced by a new connection");
     live_.reset();
     host_.link_down(*this);
   }
@@ -253,11 +254,10 @@ awaitable<void> PeerLink::run(tcp::socket socket, std::string buffered, std::str
   live->connection.preload(buffered);
   asio::co_spawn(strand_, watchdog(live), asio::detached);
   auto why = co_await live->connection.run();
+  if (live_ != live) co_return;  // replaced, and logged then
   host_.peer_log().event(who_, "link down: " + (why.empty() ? "closed by the neighbor" : why));
-  if (live_ == live) {
-    live_.reset();
-    host_.link_down(*this);
-  }
+  live_.reset();
+  host_.link_down(*this);
 }
 
 // A neighbor that acknowledges nothing for ack_timeout loses its link, and is redialed.

@@ -2,6 +2,8 @@
 
 import os
 import signal
+import socket
+import threading
 import time
 
 from herdtest import Herd, Tap, binary_arg, now, split_whatsat, wait_until
@@ -143,6 +145,49 @@ def two_threads(server):
         herd.stop()
 
 
+def megabytes_of_iamats_beside_a_hung_neighbor(server):
+    """Replies that wait on a hung neighbor, more than 4 MiB of them, still all come back."""
+    herd = Herd(server, links={"Alpha": ["Beta"], "Beta": []}).start()
+    try:
+        herd.wait_linked()
+        herd.procs["Beta"].send_signal(signal.SIGSTOP)
+        count, padding = 1400, "x" * 4000
+        t = now()
+        lines = "".join(f"IAMAT c{i:05d}{padding} +1+1 {t}\n" for i in range(count)).encode()
+        s = socket.create_connection(("127.0.0.1", herd.ports["Alpha"]), timeout=10)
+        writer = threading.Thread(target=lambda: s.sendall(lines), daemon=True)
+        writer.start()
+        replies, deadline = 0, time.monotonic() + 30
+        while replies < count and time.monotonic() < deadline:
+            chunk = s.recv(65536)
+            assert chunk, f"closed after {replies} replies"
+            replies += chunk.count(b"\n")
+        assert replies == count, f"{replies} of {count} replies within 30 s"
+        s.close()
+    finally:
+        herd.procs["Beta"].send_signal(signal.SIGCONT)
+        herd.stop()
+
+
+def replaced_link_is_logged_in_order(server):
+    """A second connection from a neighbor replaces the first: down, then up, in the log."""
+    herd = Herd(server, links={"Alpha": ["Zulu"], "Zulu": []}).start("Zulu")
+    try:
+        first = socket.create_connection(("127.0.0.1", herd.ports["Zulu"]), timeout=5)
+        first.sendall(b"PEER Alpha\n")
+        wait_until(lambda: herd.linked("Zulu", "Alpha"), 5, "the first link")
+        second = socket.create_connection(("127.0.0.1", herd.ports["Zulu"]), timeout=5)
+        second.sendall(b"PEER Alpha\n")
+        wait_until(lambda: herd.log("Zulu").count("peer Alpha - link up") == 2, 5, "the second link")
+        time.sleep(0.2)  # the first connection's end is logged by now, if it ever is again
+        assert herd.linked("Zulu", "Alpha"), herd.log("Zulu")[-600:]
+        assert herd.log("Zulu").count("link down: replaced by a new connection") == 1
+        first.close()
+        second.close()
+    finally:
+        herd.stop()
+
+
 def main():
     server = binary_arg("server")
     tap = Tap()
@@ -153,6 +198,9 @@ def main():
     tap.run("SIGTERM: every server exits 0 with its log flushed", sigterm_exits_zero, server)
     tap.run("SIGHUP: the log starts a new file once the old one is moved away", sighup_reopens_the_log, server)
     tap.run("with --threads 2 the herd behaves the same", two_threads, server)
+    tap.run("megabytes of IAMATs beside a hung neighbor are all answered",
+            megabytes_of_iamats_beside_a_hung_neighbor, server)
+    tap.run("a replaced link is logged down, then up", replaced_link_is_logged_in_order, server)
     tap.finish()
 
 

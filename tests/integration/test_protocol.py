@@ -1,5 +1,6 @@
 """The client protocol against a running five-server herd (the original topology)."""
 
+import signal
 import socket
 import threading
 import time
@@ -229,6 +230,39 @@ def slow_reader_is_kept(server):
         herd.stop()
 
 
+def read_to_eof(s, deadline_s=20):
+    """Everything until the server closes; raises on a reset."""
+    got = bytearray()
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        chunk = s.recv(65536)
+        if not chunk:
+            return bytes(got)
+        got += chunk
+    raise AssertionError(f"no EOF within {deadline_s} s ({len(got)} bytes)")
+
+
+def stopping_server_answers_a_client_still_writing(server):
+    """SIGTERM answers every line read before it, even to a client that writes after it."""
+    herd = Herd(server, links={"Solo": []}).start()
+    try:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.settimeout(10)
+        s.connect(("127.0.0.1", herd.ports["Solo"]))
+        line = b"bogus " + b"y" * 1000 + b"\n"
+        s.sendall(line * 6000)  # 6 MB of "?" replies, far more than the socket buffers hold
+        wait_until(lambda: herd.log("Solo").count("< bogus") >= 6000, 10, "every line read")
+        herd.procs["Solo"].send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        s.sendall(b"IAMAT after.stop +1+1 1\n")  # unread: it must not reset the connection
+        replies = read_to_eof(s)
+        assert replies == (b"? " + line) * 6000, f"{len(replies)} bytes, {replies.count(b'?')} replies"
+        assert herd.procs["Solo"].wait(timeout=10) == 0
+    finally:
+        herd.stop()
+
+
 def main():
     tap = Tap()
     herd = Herd(binary_arg("server")).start()
@@ -251,6 +285,8 @@ def main():
     tap.run("a client that reads none of its replies is disconnected", client_that_does_not_read_is_dropped,
             binary_arg("server"))
     tap.run("a client that reads slowly is kept", slow_reader_is_kept, binary_arg("server"))
+    tap.run("a stopping server answers what it read, though the client writes on",
+            stopping_server_answers_a_client_still_writing, binary_arg("server"))
     tap.finish()
 
 
