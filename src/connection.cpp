@@ -60,6 +60,7 @@ awaitable<std::string> Connection<Stream>::run() {
 
 template <typename Stream>
 void Connection<Stream>::preload(std::string_view bytes) {
+  if (bytes.empty()) return;
   std::memcpy(input_.prepare(bytes.size()), bytes.data(), bytes.size());
   input_.commit(bytes.size());
 }
