@@ -70,9 +70,6 @@ void Herd::attach_peer(std::string server, tcp::socket socket, std::string buffe
 }
 
 void Herd::apply(std::vector<StoreOp>& ops, std::uint64_t client) {
-  // Every client of the batch is looked up first, so that the cache misses of a large table
-  // overlap instead of following each other.
-  for (auto& op : ops) store_.prefetch(op.client_hash);
   auto now = Clock::now();
   for (auto& op : ops) {
     if (op.kind == StoreOp::Kind::lookup) {

@@ -68,6 +68,10 @@ class Herd : private PeerHost {
     });
   }
 
+  // Starts loading a client's place in the store into the cache, from any thread, so that
+  // the miss overlaps the caller's parsing and formatting instead of stalling the strand.
+  void prefetch(std::uint32_t client_hash) const { store_.prefetch_from_anywhere(client_hash); }
+
   // A connection whose first line was "PEER <server>" from a neighbor becomes its link.
   void attach_peer(std::string server, tcp::socket socket, std::string buffered);
 

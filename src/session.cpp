@@ -101,17 +101,19 @@ void Session::handle(std::string_view line, Timestamp at) {
   auto command = parse_client_line(line);
   auto& out = connection_.outbox();
   if (auto iamat = std::get_if<Iamat>(&command)) {
+    auto hash = Store::hash_of(iamat->client);
+    herd_.prefetch(hash);
     auto location = make_location(herd_.name(), format_diff(at, iamat->client_time), iamat->client,
                                   iamat->coords, iamat->time, iamat->client_time);
     auto reply = replies_.add(location.at_line, false, out);
-    ops_.push_back(
-        {StoreOp::Kind::publish, {}, std::move(location), Store::hash_of(iamat->client), reply});
+    ops_.push_back({StoreOp::Kind::publish, {}, std::move(location), hash, reply});
     lookups_.push_back({});
   } else if (auto whatsat = std::get_if<Whatsat>(&command)) {
     // The answer stays "? line" unless the client turns out to be known.
     auto reply = replies_.add(format_invalid(line), false, out);
-    ops_.push_back(
-        {StoreOp::Kind::lookup, whatsat->client, {}, Store::hash_of(whatsat->client), reply});
+    auto hash = Store::hash_of(whatsat->client);
+    herd_.prefetch(hash);
+    ops_.push_back({StoreOp::Kind::lookup, whatsat->client, {}, hash, reply});
     lookups_.push_back({whatsat->radius_km, whatsat->bound});
   } else {
     replies_.add(format_invalid(line), true, out);

@@ -57,6 +57,7 @@ void Store::grow() {
     while (slots_[i].record != empty) i = (i + 1) & mask;
     slots_[i] = slot;
   }
+  publish_table();
 }
 
 Store::Applied Store::apply(Location candidate) {
@@ -81,6 +82,19 @@ Store::Applied Store::apply(Location candidate, std::uint32_t hash) {
 
 void Store::prefetch(std::uint32_t hash) const {
   __builtin_prefetch(&slots_[hash & (slots_.size() - 1)]);
+}
+
+void Store::prefetch_from_anywhere(std::uint32_t hash) const {
+  // The address and the mask may come from two different tables while one grows: the
+  // address computed is then merely useless, never dereferenced.
+  auto table = table_address_.load(std::memory_order_relaxed);
+  auto mask = table_mask_.load(std::memory_order_relaxed);
+  __builtin_prefetch(reinterpret_cast<const void*>(table + (hash & mask) * sizeof(Slot)));
+}
+
+void Store::publish_table() {
+  table_address_.store(reinterpret_cast<std::uintptr_t>(slots_.data()), std::memory_order_relaxed);
+  table_mask_.store(slots_.size() - 1, std::memory_order_relaxed);
 }
 
 const Location* Store::find(std::string_view client, std::uint32_t hash) const {

@@ -2,6 +2,7 @@
 // the server touches it only from one strand.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <string>
@@ -54,6 +55,10 @@ class Store {
   // Starts loading the client's slot into the cache: a batch prefetches all its clients
   // first, so that the misses of a large table overlap instead of following each other.
   void prefetch(std::uint32_t hash) const;
+  // The same, safe to call from any thread while the store changes on another: a client
+  // session calls it as it parses, long before its batch reaches the store's strand. It reads
+  // only atomics, and a prefetch never faults, even on a table that has just been replaced.
+  void prefetch_from_anywhere(std::uint32_t hash) const;
 
   // Records in insertion order; indices are stable, so a catch-up can walk them in steps.
   std::size_t size() const { return records_.size(); }
@@ -73,7 +78,11 @@ class Store {
   const Slot* slot_for(std::string_view client, std::uint32_t hash) const;
   void grow();
 
+  void publish_table();  // for prefetch_from_anywhere()
+
   std::vector<Slot> slots_ = std::vector<Slot>(1024);
+  std::atomic<std::uintptr_t> table_address_{reinterpret_cast<std::uintptr_t>(slots_.data())};
+  std::atomic<std::size_t> table_mask_{slots_.size() - 1};
   std::deque<Location> records_;
 };
 
