@@ -69,19 +69,14 @@ template <typename Stream>
 awaitable<void> Connection<Stream>::reader() {
   if (!input_.rest().empty()) handler_.received(input_, wall_clock(), LineHandler::Input::more);
   while (!reading_done_ && !closed_) {
-    reading_ = true;
     auto [error, n] = co_await stream_.async_read_some(
         asio::buffer(input_.prepare(read_size), read_size), as_result);
-    reading_ = false;
     if (closed_) break;
     if (!error) input_.commit(n);
-    saw_eof_ = error == asio::error::eof && !reading_done_;  // not our own finish_reading()
-    if (error && !saw_eof_ && !reading_done_ && why_.empty()) why_ = error.message();
+    saw_eof_ = error == asio::error::eof && !stopping_;  // not the end stop_reading() made
+    if (error && !saw_eof_ && !stopping_ && why_.empty()) why_ = error.message();
     using Input = LineHandler::Input;
-    auto state = reading_done_ ? Input::over
-                 : saw_eof_    ? Input::eof
-                 : error       ? Input::over
-                               : Input::more;
+    auto state = saw_eof_ ? Input::eof : error || reading_done_ ? Input::over : Input::more;
     handler_.received(input_, wall_clock(), state);
     if (state != Input::more || reading_done_) break;  // the handler may have finished reading
     while (handler_.hold_reading() && !reading_done_ && !closed_) co_await wake_reader_.wait();
@@ -140,13 +135,18 @@ void Connection<Stream>::flush() {
 template <typename Stream>
 void Connection<Stream>::finish_reading() {
   if (reading_done_ || closed_) return;
-  reading_done_ = true;
-  asio::error_code ignored;
-  // A read in progress ends; from inside received() there is none, and the input left unread
-  // is drained by linger() instead of resetting the connection.
-  if (reading_) stream_.lowest_layer().shutdown(tcp::socket::shutdown_receive, ignored);
-  wake_reader_.notify();
+  reading_done_ = true;  // the input left unread is drained by linger(), not reset
   wake_writer_.notify();
+}
+
+template <typename Stream>
+void Connection<Stream>::stop_reading() {
+  if (reading_done_ || closed_ || stopping_) return;
+  stopping_ = true;
+  asio::error_code ignored;
+  // Reads now return what the kernel already holds, then the end.
+  stream_.lowest_layer().shutdown(tcp::socket::shutdown_receive, ignored);
+  wake_reader_.notify();
 }
 
 template <typename Stream>

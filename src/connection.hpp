@@ -62,8 +62,11 @@ class Connection {
 
   void wake_reader() { wake_reader_.notify(); }
   void wake_writer() { wake_writer_.notify(); }
-  // Reads no more; what is owed is still written, then the connection closes.
+  // From received(): reads no more; what is owed is still written, then the connection closes.
   void finish_reading();
+  // From elsewhere (the server stops): what the other side sent so far is still read and
+  // answered, then the same.
+  void stop_reading();
   // Closes now, dropping what is not written. `why` is what run() returns.
   void close(std::string_view why);
   bool closed() const { return closed_; }
@@ -89,9 +92,9 @@ class Connection {
   std::string outbox_, sending_;
   Signal wake_reader_, wake_writer_;
   std::string why_;
-  bool reading_ = false;       // the reader waits in a read
   bool writing_ = false;       // the writer has a write in flight
   bool reading_done_ = false;  // set by the reader, or by finish_reading()
+  bool stopping_ = false;      // stop_reading() shut the read side
   bool saw_eof_ = false;
   bool closed_ = false;
   bool released_ = false;

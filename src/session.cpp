@@ -21,7 +21,7 @@ void Session::start() {
 
 void Session::stop() {
   asio::dispatch(connection_.stream().get_executor(),
-                 [self = shared_from_this()] { self->connection_.finish_reading(); });
+                 [self = shared_from_this()] { self->connection_.stop_reading(); });
 }
 
 void Session::confirmed(std::vector<std::uint64_t> replies) {
