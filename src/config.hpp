@@ -36,6 +36,9 @@ struct ClientsConfig {
   // A client that takes none of its replies for this long is disconnected: otherwise it could
   // hold its connection and the replies waiting for it forever.
   int send_timeout_ms = 60'000;
+  // An IAMAT, or a neighbor's record, whose time is further ahead of this server's clock is
+  // refused: a time far in the future would pin its client's record for good.
+  std::int64_t max_clock_skew_ms = 86'400'000;
 };
 
 struct Config {

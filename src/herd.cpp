@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
+
 namespace herd {
 namespace {
 // A client waits at most this long for its update to be confirmed by the herd before it is
@@ -11,6 +13,7 @@ constexpr auto confirmation_wait = std::chrono::seconds(1);
 
 Herd::Herd(asio::io_context& io, const Config& config, const ServerConfig& self, Log& log)
     : self_(self),
+      max_clock_skew_ms_(config.clients.max_clock_skew_ms),
       log_(log),
       strand_(asio::make_strand(io)),
       confirmations_(self.neighbors.size()),
@@ -106,7 +109,16 @@ bool Herd::flood(const Location& record, const PeerLink* from,
   return true;
 }
 
-void Herd::received(PeerLink& link, Location record, std::optional<std::uint64_t> put_id) {
+void Herd::received(PeerLink& link, Location record, std::optional<std::uint64_t> put_id,
+                    Timestamp at) {
+  if (too_far_ahead(record.client_time, at, max_clock_skew_ms_)) {
+    // Acknowledged all the same: the neighbor need not wait for what will never be stored.
+    log_.event("peer " + link.name(),
+               fmt::format("refused a record more than {} ms ahead of this server's clock: {}",
+                           max_clock_skew_ms_, record.at_line));
+    if (put_id) link.confirm(*put_id);
+    return;
+  }
   auto [outcome, kept] = store_.apply(std::move(record));
   bool waiting = false;
   if (outcome != Store::Outcome::unchanged) {

@@ -66,13 +66,13 @@ class PeerLink::Live : public LineHandler {
         owner(owner),
         catch_up_end(link.host_.store().size()) {}
 
-  void received(LineBuffer& input, Timestamp, Input) override {
+  void received(LineBuffer& input, Timestamp at, Input) override {
     const char* from = nullptr;
     std::string_view last;
     while (auto line = input.next_line()) {
       if (!from) from = line->data();
       last = *line;
-      link.handle(*line);
+      link.handle(*line, at);
     }
     if (from)
       link.host_.peer_log().received(
@@ -160,12 +160,12 @@ void PeerLink::flush() {
   live_->connection.flush();
 }
 
-void PeerLink::handle(std::string_view line) {
+void PeerLink::handle(std::string_view line, Timestamp read_at) {
   auto message = parse_peer_line(line);
   if (auto at = std::get_if<At>(&message)) {
-    host_.received(*this, location_of(*at), std::nullopt);
+    host_.received(*this, location_of(*at), std::nullopt, read_at);
   } else if (auto put = std::get_if<PeerPut>(&message)) {
-    host_.received(*this, location_of(put->at), put->id);
+    host_.received(*this, location_of(put->at), put->id, read_at);
   } else if (auto ack = std::get_if<PeerAck>(&message)) {
     host_.acknowledged(*this, ack->first, ack->last);
   } else {

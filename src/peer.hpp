@@ -30,7 +30,9 @@ class PeerHost {
   virtual std::uint64_t new_owner() = 0;
   virtual void link_down(PeerLink& link) = 0;
   // A record from the neighbor; with `put_id`, the neighbor waits for its ACK.
-  virtual void received(PeerLink& link, Location record, std::optional<std::uint64_t> put_id) = 0;
+  // `at`: when it was read.
+  virtual void received(PeerLink& link, Location record, std::optional<std::uint64_t> put_id,
+                        Timestamp at) = 0;
   virtual void acknowledged(PeerLink& link, std::uint64_t first, std::uint64_t last) = 0;
   // The link has handled all it read for now.
   virtual void handled_batch() = 0;
@@ -71,7 +73,7 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   awaitable<bool> handshake(tcp::socket& socket, std::string& buffered);
   awaitable<void> run(tcp::socket socket, std::string buffered, std::string greeting);
   awaitable<void> watchdog(std::shared_ptr<Live> live);
-  void handle(std::string_view line);
+  void handle(std::string_view line, Timestamp at);
 
   PeerHost& host_;
   CoreStrand strand_;

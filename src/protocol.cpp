@@ -240,6 +240,16 @@ PeerMessage parse_peer_line(std::string_view line) {
   return Invalid{};
 }
 
+bool too_far_ahead(Timestamp time, Timestamp now, std::int64_t max_ahead_ms) {
+  Timestamp limit{now.seconds + max_ahead_ms / 1000,
+                  now.nanos + static_cast<std::int32_t>(max_ahead_ms % 1000) * 1'000'000};
+  if (limit.nanos >= 1'000'000'000) {
+    limit.seconds += 1;
+    limit.nanos -= 1'000'000'000;
+  }
+  return time > limit;
+}
+
 std::string format_ack(std::uint64_t first, std::uint64_t last) {
   return first == last ? fmt::format("ACK {}", first) : fmt::format("ACK {}-{}", first, last);
 }

@@ -33,6 +33,10 @@ std::optional<Timestamp> parse_time(std::string_view text);
 bool valid_coordinates(std::string_view text);
 std::optional<Coordinates> parse_coordinates(std::string_view text);
 
+// Whether `time` is more than `max_ahead_ms` milliseconds after `now`. Exact for any time the
+// parser accepts, however large.
+bool too_far_ahead(Timestamp time, Timestamp now, std::int64_t max_ahead_ms);
+
 // received - sent with a sign and exactly nine decimals: "+0.263873386", "-99.999999412".
 std::string format_diff(Timestamp received, Timestamp sent);
 

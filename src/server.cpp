@@ -53,8 +53,7 @@ awaitable<void> Server::accept() {
       co_await pause.async_wait(as_result);
       continue;
     }
-    std::make_shared<Session>(std::move(socket), next_session_++, herd_, places_,
-                              std::chrono::milliseconds(clients_.send_timeout_ms))
+    std::make_shared<Session>(std::move(socket), next_session_++, herd_, places_, clients_)
         ->start();
   }
 }

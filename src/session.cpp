@@ -8,12 +8,14 @@
 namespace herd {
 
 Session::Session(tcp::socket socket, std::uint64_t id, Herd& herd, places::Provider& places,
-                 std::chrono::milliseconds send_timeout)
+                 const ClientsConfig& clients)
     : id_(id),
       who_(fmt::format("client {}", id)),
+      max_clock_skew_ms_(clients.max_clock_skew_ms),
       herd_(herd),
       places_(places),
-      connection_(std::move(socket), *this, herd.log(), {who_, send_timeout, true}) {}
+      connection_(std::move(socket), *this, herd.log(),
+                  {who_, std::chrono::milliseconds(clients.send_timeout_ms), true}) {}
 
 void Session::start() {
   asio::co_spawn(connection_.stream().get_executor(), run(shared_from_this()), asio::detached);
@@ -100,7 +102,10 @@ bool Session::handed_to_peer(std::string_view first_line, LineBuffer& input) {
 void Session::handle(std::string_view line, Timestamp at) {
   auto command = parse_client_line(line);
   auto& out = connection_.outbox();
-  if (auto iamat = std::get_if<Iamat>(&command)) {
+  if (auto iamat = std::get_if<Iamat>(&command);
+      iamat && too_far_ahead(iamat->client_time, at, max_clock_skew_ms_)) {
+    replies_.add(format_invalid(line), true, out);  // it would pin the client's record for good
+  } else if (iamat) {
     auto hash = Store::hash_of(iamat->client);
     herd_.prefetch(hash);
     auto location = make_location(herd_.name(), format_diff(at, iamat->client_time), iamat->client,

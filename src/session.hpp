@@ -21,7 +21,7 @@ class Session : public std::enable_shared_from_this<Session>,
  public:
   // `socket` runs on the session's own strand.
   Session(tcp::socket socket, std::uint64_t id, Herd& herd, places::Provider& places,
-          std::chrono::milliseconds send_timeout);
+          const ClientsConfig& clients);
 
   void start();
   // Stops reading; what was already read is answered, then the connection closes.
@@ -49,6 +49,7 @@ class Session : public std::enable_shared_from_this<Session>,
 
   std::uint64_t id_;
   std::string who_;  // "client N", for the log
+  std::int64_t max_clock_skew_ms_;
   Herd& herd_;
   places::Provider& places_;
   Connection<tcp::socket> connection_;

@@ -169,6 +169,32 @@ def megabytes_of_iamats_beside_a_hung_neighbor(server):
         herd.stop()
 
 
+def records_far_ahead_from_a_neighbor_are_refused(server):
+    """A neighbor's record more than a day ahead is acknowledged, logged, and not stored."""
+    herd = Herd(server, links={"Alpha": ["Zulu"], "Zulu": []}).start("Zulu")
+    try:
+        link = socket.create_connection(("127.0.0.1", herd.ports["Zulu"]), timeout=5)
+        ahead = time.time_ns() // 10**9 + 86_400 + 60
+        link.sendall(b"PEER Alpha\n"
+                     + f"PUT 1 AT Alpha +0.000000000 evil.example +1+1 {ahead}\n".encode()
+                     + b"AT Alpha +0.000000000 evil2.example +1+1 999999999999999999\n"
+                     + f"PUT 2 AT Alpha +0.000000000 good.example +1+1 {now()}\n".encode())
+        answer = b""
+        while answer.count(b"\n") < 2:
+            chunk = link.recv(4096)
+            assert chunk, answer
+            answer += chunk
+        assert answer.splitlines()[:2] == [b"PEER Zulu", b"ACK 1-2"], answer
+        for client in ("evil.example", "evil2.example"):
+            assert herd.send("Zulu", f"WHATSAT {client} 1 1").startswith("? "), client
+        assert herd.send("Zulu", "WHATSAT good.example 1 1").startswith("AT Alpha ")
+        wait_until(lambda: herd.log("Zulu").count("refused a record more than 86400000 ms ahead") == 2,
+                   5, "one log line for each refused record")
+        link.close()
+    finally:
+        herd.stop()
+
+
 def replaced_link_is_logged_in_order(server):
     """A second connection from a neighbor replaces the first: down, then up, in the log."""
     herd = Herd(server, links={"Alpha": ["Zulu"], "Zulu": []}).start("Zulu")
@@ -201,6 +227,8 @@ def main():
     tap.run("megabytes of IAMATs beside a hung neighbor are all answered",
             megabytes_of_iamats_beside_a_hung_neighbor, server)
     tap.run("a replaced link is logged down, then up", replaced_link_is_logged_in_order, server)
+    tap.run("a neighbor's records more than a day ahead are refused",
+            records_far_ahead_from_a_neighbor_are_refused, server)
     tap.finish()
 
 

@@ -100,6 +100,22 @@ def client_cannot_inject_at(herd):
     assert herd.send("Goloman", "WHATSAT x 1 1", "PEER Hands", forged).count("? ") == 3
 
 
+def times_far_ahead_are_refused(herd):
+    """A time more than clients.max_clock_skew_ms (a day) ahead would pin the client for good."""
+    t = time.time_ns()
+    soon = f"{t // 10**9 + 60}.000000000"
+    too_late = f"{t // 10**9 + 86_400 + 60}.000000000"
+    pinned = "999999999999999999.999999999"
+    for when in (too_late, pinned):
+        line = f"IAMAT pinned.example {UCLA} {when}"
+        assert herd.send("Goloman", line) == f"? {line}\n"
+    assert herd.send("Goloman", "WHATSAT pinned.example 10 5") == "? WHATSAT pinned.example 10 5\n"
+    reply = herd.send("Goloman", f"IAMAT pinned.example {UCLA} {soon}")
+    assert reply.startswith("AT Goloman ") and reply.rstrip().endswith(soon), reply
+    later = herd.send("Goloman", f"IAMAT pinned.example +1+1 {now()}")  # older: not stored
+    assert herd.send("Welsh", "WHATSAT pinned.example 10 5").startswith(reply.rstrip() + "\n"), later
+
+
 def pipelining_in_order(herd):
     lines = []
     for i in range(200):
@@ -274,6 +290,7 @@ def main():
         tap.run("WHATSAT replies: AT line, legacy Places JSON, one empty line", whatsat_reply_shape, herd)
         tap.run("invalid lines are answered with ? and the line", invalid_lines, herd)
         tap.run("a client cannot inject AT or PUT", client_cannot_inject_at, herd)
+        tap.run("an IAMAT more than a day ahead is refused", times_far_ahead_are_refused, herd)
         tap.run("pipelined commands are answered in order", pipelining_in_order, herd)
         tap.run("one connection carries many exchanges", one_connection_many_exchanges, herd)
         tap.run("a last line ending at EOF is answered", last_line_without_newline, herd)

@@ -69,6 +69,7 @@ TEST_CASE("defaults: geonames, logs next to the file, localhost", "[config]") {
   CHECK(config.places.data.empty());
   CHECK(config.log_dir == "logs");
   CHECK(config.clients.send_timeout_ms == 60'000);
+  CHECK(config.clients.max_clock_skew_ms == 86'400'000);
   CHECK(config.servers.at(0).host == "127.0.0.1");
   CHECK(config.servers.at(0).neighbors.empty());
 }
@@ -111,7 +112,9 @@ TEST_CASE("config errors name the file, line, column and key", "[config]") {
        "/etc/herd/herd.toml:2:19: clients.send_timeout_ms: 0 is out of range 1..3600000"},
       {"[clients]\nsend_timeout = 5\n[servers.A]\nport = 1\n",
        "/etc/herd/herd.toml:2:1: clients.send_timeout: unknown key (expected one of: "
-       "send_timeout_ms)"},
+       "send_timeout_ms, max_clock_skew_ms)"},
+      {"[clients]\nmax_clock_skew_ms = -1\n[servers.A]\nport = 1\n",
+       "/etc/herd/herd.toml:2:21: clients.max_clock_skew_ms: -1 is out of range 0..315360000000"},
       {"[log]\ndir = 5\n[servers.A]\nport = 1\n",
        "/etc/herd/herd.toml:2:7: log.dir: expected a string, got an integer"},
       {"servers = 5\n", "/etc/herd/herd.toml:1:11: servers: expected a table, got an integer"},

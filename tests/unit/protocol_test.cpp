@@ -204,3 +204,23 @@ TEST_CASE("fields split on runs of blanks, wherever they fall", "[protocol]") {
   CHECK(split_fields("a b c d e f g h").size() == 8);
   CHECK(split_fields("a b c d e f g h i").size() == Fields::capacity + 1);
 }
+
+TEST_CASE("a time too far ahead of the server's clock is told exactly", "[protocol]") {
+  const Timestamp now{1700000000, 900000000};
+  struct Row {
+    Timestamp time;
+    std::int64_t max_ahead_ms;
+    bool too_far;
+  };
+  for (auto row :
+       {Row{{1700000000, 900000000}, 0, false}, Row{{1700000000, 900000001}, 0, true},
+        Row{{1700086400, 900000000}, 86'400'000, false},
+        Row{{1700086400, 900000001}, 86'400'000, true},
+        Row{{1700000001, 499999999}, 600, false},  // the milliseconds carry a second
+        Row{{1700000001, 500000000}, 600, false}, Row{{1700000001, 500000001}, 600, true},
+        Row{{999999999999999999, 999999999}, 315'360'000'000, true}, Row{{0, 0}, 0, false},
+        Row{{-5, 0}, 0, false}}) {
+    INFO(row.time.seconds << "." << row.time.nanos << " within " << row.max_ahead_ms);
+    CHECK(herd::too_far_ahead(row.time, now, row.max_ahead_ms) == row.too_far);
+  }
+}
