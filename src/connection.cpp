@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include <fmt/format.h>
+#include <asio/bind_cancellation_slot.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 
 #include "reply_queue.hpp"  // judge_stall
@@ -19,6 +20,7 @@ using namespace std::chrono_literals;
 using namespace asio::experimental::awaitable_operators;
 
 constexpr std::size_t read_size = 16 * 1024;
+constexpr std::size_t max_read_at_stop = 256 * 1024;
 constexpr auto linger_time = 1s;
 
 Timestamp wall_clock() {
@@ -67,16 +69,25 @@ void Connection<Stream>::preload(std::string_view bytes) {
 
 template <typename Stream>
 awaitable<void> Connection<Stream>::reader() {
-  if (!input_.rest().empty()) handler_.received(input_, wall_clock(), LineHandler::Input::more);
+  using Input = LineHandler::Input;
+  if (!input_.rest().empty()) handler_.received(input_, wall_clock(), Input::more);
   while (!reading_done_ && !closed_) {
-    auto [error, n] = co_await stream_.async_read_some(
-        asio::buffer(input_.prepare(read_size), read_size), as_result);
-    if (closed_) break;
-    if (!error) input_.commit(n);
-    saw_eof_ = error == asio::error::eof && !stopping_;  // not the end stop_reading() made
-    if (error && !saw_eof_ && !stopping_ && why_.empty()) why_ = error.message();
-    using Input = LineHandler::Input;
-    auto state = saw_eof_ ? Input::eof : error || reading_done_ ? Input::over : Input::more;
+    asio::error_code error;
+    if (!stopping_) {
+      auto [read_error, n] =
+          co_await stream_.async_read_some(asio::buffer(input_.prepare(read_size), read_size),
+                                           asio::bind_cancellation_slot(stop_.slot(), as_result));
+      if (closed_) break;
+      if (!read_error) input_.commit(n);
+      error = read_error == asio::error::operation_aborted && stopping_ ? asio::error_code{}
+                                                                        : read_error;
+    }
+    if (stopping_ && !error) error = read_what_is_there();
+    saw_eof_ = error == asio::error::eof;
+    if (error && !saw_eof_ && why_.empty()) why_ = error.message();
+    auto state = saw_eof_                              ? Input::eof
+                 : error || reading_done_ || stopping_ ? Input::over
+                                                       : Input::more;
     handler_.received(input_, wall_clock(), state);
     if (state != Input::more || reading_done_) break;  // the handler may have finished reading
     while (handler_.hold_reading() && !reading_done_ && !closed_) co_await wake_reader_.wait();
@@ -86,6 +97,22 @@ awaitable<void> Connection<Stream>::reader() {
   }
   reading_done_ = true;
   wake_writer_.notify();
+}
+
+// After stop_reading(): what the kernel already holds, up to a bound (a client that keeps
+// writing must not keep the server from stopping); the rest is discarded by linger().
+template <typename Stream>
+asio::error_code Connection<Stream>::read_what_is_there() {
+  if constexpr (std::is_same_v<Stream, tcp::socket>) {
+    for (std::size_t taken = 0; taken < max_read_at_stop;) {
+      asio::error_code error;
+      auto n = stream_.read_some(asio::buffer(input_.prepare(read_size), read_size), error);
+      if (error) return error == asio::error::would_block ? asio::error_code{} : error;
+      input_.commit(n);
+      taken += n;
+    }
+  }
+  return {};
 }
 
 template <typename Stream>
@@ -143,9 +170,9 @@ template <typename Stream>
 void Connection<Stream>::stop_reading() {
   if (reading_done_ || closed_ || stopping_) return;
   stopping_ = true;
-  asio::error_code ignored;
-  // Reads now return what the kernel already holds, then the end.
-  stream_.lowest_layer().shutdown(tcp::socket::shutdown_receive, ignored);
+  // The read in progress ends, and only it. Shutting the read side instead would make the
+  // kernel answer anything the client sends later with a reset, destroying replies in flight.
+  stop_.emit(asio::cancellation_type::terminal);
   wake_reader_.notify();
 }
 

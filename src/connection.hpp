@@ -65,7 +65,7 @@ class Connection {
   // From received(): reads no more; what is owed is still written, then the connection closes.
   void finish_reading();
   // From elsewhere (the server stops): what the other side sent so far is still read and
-  // answered, then the same.
+  // answered, then the same; the read side stays open, so that linger() drains the rest.
   void stop_reading();
   // Closes now, dropping what is not written. `why` is what run() returns.
   void close(std::string_view why);
@@ -79,6 +79,7 @@ class Connection {
 
  private:
   awaitable<void> reader();
+  asio::error_code read_what_is_there();
   awaitable<void> writer();
   awaitable<asio::error_code> write_all(std::string_view text);
   awaitable<void> linger();
@@ -91,10 +92,11 @@ class Connection {
   LineBuffer input_;
   std::string outbox_, sending_;
   Signal wake_reader_, wake_writer_;
+  asio::cancellation_signal stop_;  // ends the read in progress, for stop_reading()
   std::string why_;
   bool writing_ = false;       // the writer has a write in flight
   bool reading_done_ = false;  // set by the reader, or by finish_reading()
-  bool stopping_ = false;      // stop_reading() shut the read side
+  bool stopping_ = false;      // stop_reading() was called
   bool saw_eof_ = false;
   bool closed_ = false;
   bool released_ = false;

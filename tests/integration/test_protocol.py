@@ -279,6 +279,28 @@ def stopping_server_answers_a_client_still_writing(server):
         herd.stop()
 
 
+def stopped_server_keeps_replies_of_a_client_writing_late(server):
+    """After SIGTERM the server lingers: a line the client sends once the server has written
+    everything is drained, not answered with a reset that destroys the replies in flight."""
+    herd = Herd(server, links={"Solo": []}).start()
+    try:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        s.settimeout(10)
+        s.connect(("127.0.0.1", herd.ports["Solo"]))
+        line = b"bogus " + b"y" * 1000 + b"\n"
+        s.sendall(line * 300)  # 300 KB of replies: the server's buffers take them, ours do not
+        wait_until(lambda: herd.log("Solo").count("< bogus") >= 300, 10, "every line read")
+        herd.procs["Solo"].send_signal(signal.SIGTERM)
+        time.sleep(0.5)  # the server has written everything and waits for us to close
+        s.sendall(b"IAMAT late.example +1+1 1\n")
+        replies = read_to_eof(s)
+        assert replies == (b"? " + line) * 300, f"{len(replies)} bytes, {replies.count(b'?')} replies"
+        assert herd.procs["Solo"].wait(timeout=10) == 0
+    finally:
+        herd.stop()
+
+
 def main():
     tap = Tap()
     herd = Herd(binary_arg("server")).start()
@@ -304,6 +326,8 @@ def main():
     tap.run("a client that reads slowly is kept", slow_reader_is_kept, binary_arg("server"))
     tap.run("a stopping server answers what it read, though the client writes on",
             stopping_server_answers_a_client_still_writing, binary_arg("server"))
+    tap.run("a stopped server lingers for a client that writes after it has answered",
+            stopped_server_keeps_replies_of_a_client_writing_late, binary_arg("server"))
     tap.finish()
 
 
