@@ -80,10 +80,6 @@ Store::Applied Store::apply(Location candidate, std::uint32_t hash) {
   return {Outcome::inserted, records_.back()};
 }
 
-void Store::prefetch(std::uint32_t hash) const {
-  __builtin_prefetch(&slots_[hash & (slots_.size() - 1)]);
-}
-
 void Store::prefetch_from_anywhere(std::uint32_t hash) const {
   // The address and the mask may come from two different tables while one grows: the
   // address computed is then merely useless, never dereferenced.

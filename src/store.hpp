@@ -1,5 +1,5 @@
 // The location records of every client the herd has heard of. Not synchronized itself:
-// the server touches it only from one strand.
+// the server touches it only from one strand, but for prefetch_from_anywhere().
 #pragma once
 
 #include <atomic>
@@ -52,10 +52,8 @@ class Store {
   const Location* find(std::string_view client) const { return find(client, hash_of(client)); }
   const Location* find(std::string_view client, std::uint32_t hash) const;
 
-  // Starts loading the client's slot into the cache: a batch prefetches all its clients
-  // first, so that the misses of a large table overlap instead of following each other.
-  void prefetch(std::uint32_t hash) const;
-  // The same, safe to call from any thread while the store changes on another: a client
+  // Starts loading the client's slot into the cache, so that a large table's miss overlaps
+  // other work. Safe to call from any thread while the store changes on another: a client
   // session calls it as it parses, long before its batch reaches the store's strand. It reads
   // only atomics, and a prefetch never faults, even on a table that has just been replaced.
   void prefetch_from_anywhere(std::uint32_t hash) const;
