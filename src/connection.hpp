@@ -61,7 +61,6 @@ class Connection {
   std::size_t unsent() const { return outbox_.size() + sending_.size(); }
 
   void wake_reader() { wake_reader_.notify(); }
-  void wake_writer() { wake_writer_.notify(); }
   // From received(): reads no more; what is owed is still written, then the connection closes.
   void finish_reading();
   // From elsewhere (the server stops): what the other side sent so far is still read and
@@ -75,7 +74,6 @@ class Connection {
   Stream release();
 
   Stream& stream() { return stream_; }
-  const std::string& who() const { return options_.who; }
 
  private:
   awaitable<void> reader();

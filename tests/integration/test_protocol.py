@@ -193,11 +193,7 @@ def solo_with_send_timeout(server, ms):
 def small_window_client(herd, client):
     """A connection to Solo, which knows `client`, with a receive buffer of a few KB."""
     herd.send("Solo", f"IAMAT {client} {UCLA} 1")
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.settimeout(20)
-    s.connect(("127.0.0.1", herd.ports["Solo"]))
-    return s
+    return client_with_receive_buffer(herd, 4096, 20)
 
 
 def client_that_does_not_read_is_dropped(server):
@@ -258,48 +254,45 @@ def read_to_eof(s, deadline_s=20):
     raise AssertionError(f"no EOF within {deadline_s} s ({len(got)} bytes)")
 
 
-def stopping_server_answers_a_client_still_writing(server):
-    """SIGTERM answers every line read before it, even to a client that writes after it."""
+def client_with_receive_buffer(herd, size, timeout):
+    """A connection to Solo whose receive buffer holds about `size` bytes."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+    s.settimeout(timeout)
+    s.connect(("127.0.0.1", herd.ports["Solo"]))
+    return s
+
+
+def sigterm_then_a_late_line(server, count, receive_buffer, pause, late_line):
+    """`count` invalid 1 KB lines sent without reading, SIGTERM once Solo has read them all,
+    `late_line` sent `pause` seconds later: every reply must still arrive, then a clean EOF."""
     herd = Herd(server, links={"Solo": []}).start()
     try:
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        s.settimeout(10)
-        s.connect(("127.0.0.1", herd.ports["Solo"]))
+        s = client_with_receive_buffer(herd, receive_buffer, 10)
         line = b"bogus " + b"y" * 1000 + b"\n"
-        s.sendall(line * 6000)  # 6 MB of "?" replies, far more than the socket buffers hold
-        wait_until(lambda: herd.log("Solo").count("< bogus") >= 6000, 10, "every line read")
+        s.sendall(line * count)
+        wait_until(lambda: herd.log("Solo").count("< bogus") >= count, 10, "every line read")
         herd.procs["Solo"].send_signal(signal.SIGTERM)
-        time.sleep(0.3)
-        s.sendall(b"IAMAT after.stop +1+1 1\n")  # unread: it must not reset the connection
+        time.sleep(pause)
+        s.sendall(late_line)  # unread: it must not reset the connection
         replies = read_to_eof(s)
-        assert replies == (b"? " + line) * 6000, f"{len(replies)} bytes, {replies.count(b'?')} replies"
+        assert replies == (b"? " + line) * count, f"{len(replies)} bytes, {replies.count(b'?')} replies"
         assert herd.procs["Solo"].wait(timeout=10) == 0
     finally:
         herd.stop()
+
+
+def stopping_server_answers_a_client_still_writing(server):
+    """SIGTERM answers every line read before it, even to a client that writes after it:
+    6 MB of "?" replies, far more than the socket buffers hold."""
+    sigterm_then_a_late_line(server, 6000, 65536, 0.3, b"IAMAT after.stop +1+1 1\n")
 
 
 def stopped_server_keeps_replies_of_a_client_writing_late(server):
     """After SIGTERM the server lingers: a line the client sends once the server has written
-    everything is drained, not answered with a reset that destroys the replies in flight."""
-    herd = Herd(server, links={"Solo": []}).start()
-    try:
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
-        s.settimeout(10)
-        s.connect(("127.0.0.1", herd.ports["Solo"]))
-        line = b"bogus " + b"y" * 1000 + b"\n"
-        s.sendall(line * 300)  # 300 KB of replies: the server's buffers take them, ours do not
-        wait_until(lambda: herd.log("Solo").count("< bogus") >= 300, 10, "every line read")
-        herd.procs["Solo"].send_signal(signal.SIGTERM)
-        time.sleep(0.5)  # the server has written everything and waits for us to close
-        s.sendall(b"IAMAT late.example +1+1 1\n")
-        replies = read_to_eof(s)
-        assert replies == (b"? " + line) * 300, f"{len(replies)} bytes, {replies.count(b'?')} replies"
-        assert herd.procs["Solo"].wait(timeout=10) == 0
-    finally:
-        herd.stop()
-
+    everything (300 KB: the server's buffers take them, ours do not) is drained, not answered
+    with a reset that destroys the replies in flight."""
+    sigterm_then_a_late_line(server, 300, 16384, 0.5, b"IAMAT late.example +1+1 1\n")
 
 def main():
     tap = Tap()
