@@ -131,8 +131,15 @@ void read_places(const Reader& r, const toml::table& t, const std::filesystem::p
 
 struct ServerEntry {
   ServerConfig config;
-  toml::source_region where, port_where;
+  toml::source_region where;
   std::vector<std::pair<std::string, toml::source_region>> talks_with;
+  // Each port it binds: which key set it, and where.
+  struct Port {
+    std::uint16_t number;
+    std::string key;
+    toml::source_region where;
+  };
+  std::vector<Port> ports;
 };
 
 ServerEntry read_server(const Reader& r, const toml::key& name, const toml::node& node) {
@@ -140,18 +147,39 @@ ServerEntry read_server(const Reader& r, const toml::key& name, const toml::node
   if (!valid_server_name(name.str()))
     r.fail(name.source(), prefix, "a server name may use only letters, digits, '-', '_' and '.'");
   const auto& t = r.table(node, prefix);
-  r.only_keys(t, prefix, {"host", "port", "talks_with"});
+  r.only_keys(t, prefix, {"host", "listen", "port", "peer_port", "tls_port", "talks_with"});
   ServerEntry entry;
-  entry.config.name = name.str();
+  auto& config = entry.config;
+  config.name = name.str();
   entry.where = name.source();
-  if (auto n = t.get("host")) {
-    entry.config.host = r.string(*n, prefix + ".host");
-    if (entry.config.host.empty()) r.fail(n->source(), prefix + ".host", "must not be empty");
-  }
+  auto address = [&](std::string_view key, std::string& into) {
+    if (auto n = t.get(key)) {
+      into = r.string(*n, prefix + "." + std::string(key));
+      if (into.empty()) r.fail(n->source(), prefix + "." + std::string(key), "must not be empty");
+    }
+  };
+  address("host", config.host);
+  config.listen = config.host;
+  address("listen", config.listen);
   auto port = t.get("port");
   if (!port) r.fail(name.source(), prefix + ".port", "missing (every server needs a port)");
-  entry.config.port = static_cast<std::uint16_t>(r.integer(*port, prefix + ".port", 1, 65535));
-  entry.port_where = port->source();
+  config.port = static_cast<std::uint16_t>(r.integer(*port, prefix + ".port", 1, 65535));
+  entry.ports.push_back({config.port, prefix + ".port", port->source()});
+  if (auto n = t.get("peer_port")) {
+    config.peer_port = static_cast<std::uint16_t>(r.integer(*n, prefix + ".peer_port", 1, 65535));
+    entry.ports.push_back({config.peer_port, prefix + ".peer_port", n->source()});
+  } else if (config.port + 10000 > 65535) {
+    r.fail(port->source(), prefix + ".peer_port",
+           fmt::format("the default peer port, port + 10000 = {}, is past 65535: set peer_port",
+                       config.port + 10000));
+  } else {
+    config.peer_port = static_cast<std::uint16_t>(config.port + 10000);
+    entry.ports.push_back({config.peer_port, prefix + ".peer_port (port + 10000)", port->source()});
+  }
+  if (auto n = t.get("tls_port")) {
+    config.tls_port = static_cast<std::uint16_t>(r.integer(*n, prefix + ".tls_port", 1, 65535));
+    entry.ports.push_back({config.tls_port, prefix + ".tls_port", n->source()});
+  }
   if (auto n = t.get("talks_with")) entry.talks_with = r.strings(*n, prefix + ".talks_with");
   return entry;
 }
@@ -164,15 +192,16 @@ std::vector<ServerConfig> read_servers(const Reader& r, const toml::node& node) 
   std::sort(entries.begin(), entries.end(),
             [](const auto& a, const auto& b) { return a.where.begin.line < b.where.begin.line; });
 
-  std::map<std::pair<std::string, std::uint16_t>, const ServerEntry*> ports;
+  std::map<std::pair<std::string, std::uint16_t>, const ServerEntry::Port*> ports;
   std::map<std::string, std::set<std::string>> links;
   for (const auto& e : entries) {
-    auto [used, fresh] = ports.emplace(std::pair(e.config.host, e.config.port), &e);
-    if (!fresh)
-      r.fail(e.port_where, "servers." + e.config.name + ".port",
-             fmt::format("port {} on {} is already used by servers.{} (line {})", e.config.port,
-                         e.config.host, used->second->config.name,
-                         used->second->port_where.begin.line));
+    for (const auto& port : e.ports) {
+      auto [used, fresh] = ports.emplace(std::pair(e.config.listen, port.number), &port);
+      if (!fresh)
+        r.fail(port.where, port.key,
+               fmt::format("port {} on {} is already used by {} (line {})", port.number,
+                           e.config.listen, used->second->key, used->second->where.begin.line));
+    }
     links[e.config.name];
     for (const auto& [peer, where] : e.talks_with) {
       std::string key = "servers." + e.config.name + ".talks_with";
@@ -195,7 +224,44 @@ std::vector<ServerConfig> read_servers(const Reader& r, const toml::node& node) 
   return servers;
 }
 
+void read_tls(const Reader& r, const toml::table& t, const toml::node& table,
+              const std::filesystem::path& base, TlsConfig& tls) {
+  r.only_keys(t, "tls", {"ca", "cert", "key"});
+  auto path = [&](std::string_view key) {
+    auto n = t.get(key);
+    if (!n)
+      r.fail(table.source(), "tls." + std::string(key),
+             "missing ([tls] needs ca, cert and key; `herdctl certs` makes them)");
+    auto value = r.string(*n, "tls." + std::string(key));
+    if (value.empty()) r.fail(n->source(), "tls." + std::string(key), "must not be empty");
+    return resolve(base, value);
+  };
+  tls.ca = path("ca");
+  tls.cert = path("cert");
+  tls.key = path("key");
+}
+
+std::filesystem::path with_name(const std::filesystem::path& pattern, std::string_view server) {
+  auto text = pattern.string();
+  for (auto at = text.find("{name}"); at != std::string::npos; at = text.find("{name}", at))
+    text.replace(at, 6, server), at += server.size();
+  return text;
+}
+
 }  // namespace
+
+std::filesystem::path TlsConfig::cert_of(std::string_view server) const {
+  return with_name(cert, server);
+}
+
+std::filesystem::path TlsConfig::key_of(std::string_view server) const {
+  return with_name(key, server);
+}
+
+std::string address_text(std::string_view host, std::uint16_t port) {
+  if (host.find(':') != std::string_view::npos) return fmt::format("[{}]:{}", host, port);
+  return fmt::format("{}:{}", host, port);
+}
 
 const ServerConfig& Config::server(std::string_view name) const {
   for (const auto& s : servers)
@@ -214,7 +280,7 @@ Config parse_config(std::string_view text, const std::filesystem::path& file) {
   } catch (const toml::parse_error& e) {
     r.fail(e.source(), "syntax", e.description());
   }
-  r.only_keys(root, "", {"places", "clients", "log", "servers"});
+  r.only_keys(root, "", {"places", "clients", "log", "tls", "servers"});
 
   Config config;
   config.file = file;
@@ -240,6 +306,7 @@ Config parse_config(std::string_view text, const std::filesystem::path& file) {
       config.log_dir = resolve(base, value);
     }
   }
+  if (auto n = root.get("tls")) read_tls(r, r.table(*n, "tls"), *n, base, config.tls);
   auto servers = root.get("servers");
   if (!servers)
     throw ConfigError(fmt::format("{}: servers: no [servers.NAME] tables", file.string()));

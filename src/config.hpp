@@ -17,8 +17,11 @@ struct ConfigError : std::runtime_error {
 
 struct ServerConfig {
   std::string name;
-  std::string host = "127.0.0.1";
-  std::uint16_t port = 0;
+  std::string host = "127.0.0.1";  // where neighbors and herdctl reach it
+  std::string listen;              // the address its ports bind; by default `host`
+  std::uint16_t port = 0;          // clients
+  std::uint16_t peer_port = 0;     // neighbors; by default port + 10000
+  std::uint16_t tls_port = 0;      // clients over TLS; 0: none
   std::vector<std::string> talks_with;  // as written in this server's table
   std::vector<std::string> neighbors;   // links declared on either side, sorted
 };
@@ -41,8 +44,18 @@ struct ClientsConfig {
   std::int64_t max_clock_skew_ms = 86'400'000;
 };
 
+// Mutual TLS between neighbors (and the certificate of the client TLS port). In `cert` and
+// `key`, "{name}" stands for the server's name.
+struct TlsConfig {
+  std::filesystem::path ca, cert, key;
+  bool enabled() const { return !ca.empty(); }
+  std::filesystem::path cert_of(std::string_view server) const;
+  std::filesystem::path key_of(std::string_view server) const;
+};
+
 struct Config {
   std::filesystem::path file;
+  TlsConfig tls;
   PlacesConfig places;
   ClientsConfig clients;
   std::filesystem::path log_dir = "logs";  // resolved against the config file's directory
@@ -55,5 +68,8 @@ struct Config {
 // Parses and validates; relative paths are resolved against `file`'s directory.
 Config parse_config(std::string_view text, const std::filesystem::path& file);
 Config load_config(const std::filesystem::path& file);
+
+// "host:port", with an IPv6 literal in brackets: "[::1]:12000".
+std::string address_text(std::string_view host, std::uint16_t port);
 
 }  // namespace herd

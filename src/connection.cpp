@@ -48,7 +48,6 @@ Connection<Stream>::Connection(Stream stream, LineHandler& handler, Log& log,
 template <typename Stream>
 awaitable<std::string> Connection<Stream>::run() {
   co_await (reader() && writer());
-  if (released_) co_return std::string();
   asio::error_code ignored;
   auto& socket = stream_.lowest_layer();
   if (!closed_) {
@@ -188,13 +187,6 @@ void Connection<Stream>::close(std::string_view why) {
 }
 
 template <typename Stream>
-Stream Connection<Stream>::release() {
-  released_ = closed_ = reading_done_ = true;
-  wake_writer_.notify();
-  return std::move(stream_);
-}
-
-template <typename Stream>
 awaitable<asio::error_code> Connection<Stream>::write_all(std::string_view text) {
   asio::steady_timer stalled(stream_.get_executor());
   while (!text.empty()) {
@@ -236,5 +228,6 @@ awaitable<void> Connection<Stream>::linger() {
 }
 
 template class Connection<tcp::socket>;
+template class Connection<asio::ssl::stream<tcp::socket>>;
 
 }  // namespace herd

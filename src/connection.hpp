@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include <asio/ssl/stream.hpp>
+
 #include "line_buffer.hpp"
 #include "log.hpp"
 #include "net.hpp"
@@ -70,9 +72,6 @@ class Connection {
   void close(std::string_view why);
   bool closed() const { return closed_; }
 
-  // Gives the stream away (only from received()): the connection ends without touching it.
-  Stream release();
-
   Stream& stream() { return stream_; }
 
  private:
@@ -97,9 +96,9 @@ class Connection {
   bool stopping_ = false;      // stop_reading() was called
   bool saw_eof_ = false;
   bool closed_ = false;
-  bool released_ = false;
 };
 
 extern template class Connection<tcp::socket>;
+extern template class Connection<asio::ssl::stream<tcp::socket>>;
 
 }  // namespace herd

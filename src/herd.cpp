@@ -11,10 +11,12 @@ namespace {
 constexpr auto confirmation_wait = std::chrono::seconds(1);
 }  // namespace
 
-Herd::Herd(asio::io_context& io, const Config& config, const ServerConfig& self, Log& log)
+Herd::Herd(asio::io_context& io, const Config& config, const ServerConfig& self, Log& log,
+           asio::ssl::context* tls)
     : self_(self),
       max_clock_skew_ms_(config.clients.max_clock_skew_ms),
       log_(log),
+      tls_(tls),
       strand_(asio::make_strand(io)),
       confirmations_(self.neighbors.size()),
       deadline_timer_(strand_) {
@@ -57,19 +59,18 @@ void Herd::leave(std::uint64_t client) {
   asio::dispatch(strand_, [this, client] { clients_.erase(client); });
 }
 
-void Herd::attach_peer(std::string server, tcp::socket socket, std::string buffered) {
-  asio::dispatch(strand_, [this, server = std::move(server), socket = std::move(socket),
-                           buffered = std::move(buffered)]() mutable {
-    auto link = std::find_if(links_.begin(), links_.end(),
-                             [&](const auto& l) { return l->name() == server; });
-    if (link == links_.end()) return;
-    // The link's reads and writes run on this strand, like everything it touches.
-    asio::error_code error;
-    auto protocol = socket.local_endpoint(error).protocol();
-    if (error) return;
-    tcp::socket moved(strand_, protocol, socket.release());
-    (*link)->accept(std::move(moved), std::move(buffered));
-  });
+PeerLink* Herd::link_named(std::string_view server) const {
+  auto link = std::find_if(links_.begin(), links_.end(),
+                           [&](const auto& l) { return l->name() == server; });
+  return link == links_.end() ? nullptr : link->get();
+}
+
+void Herd::attach_peer(const std::string& server, tcp::socket socket, std::string buffered) {
+  if (auto link = link_named(server)) link->accept(std::move(socket), std::move(buffered));
+}
+
+void Herd::attach_peer(const std::string& server, TlsStream stream, std::string buffered) {
+  if (auto link = link_named(server)) link->accept(std::move(stream), std::move(buffered));
 }
 
 void Herd::apply(std::vector<StoreOp>& ops, std::uint64_t client) {

@@ -41,10 +41,12 @@ struct StoreOp {
 
 class Herd : private PeerHost {
  public:
-  Herd(asio::io_context& io, const Config& config, const ServerConfig& self, Log& log);
+  // `tls`: mutual TLS for the links, or null for plaintext.
+  Herd(asio::io_context& io, const Config& config, const ServerConfig& self, Log& log,
+       asio::ssl::context* tls);
   ~Herd();
 
-  void start();  // starts dialing the neighbors this server dials
+  void start();  // starts dialing the neighbors
   void stop();   // closes every link and stops every client session
 
   const std::string& name() const { return self_.name; }
@@ -72,8 +74,10 @@ class Herd : private PeerHost {
   // the miss overlaps the caller's parsing and formatting instead of stalling the strand.
   void prefetch(std::uint32_t client_hash) const { store_.prefetch_from_anywhere(client_hash); }
 
-  // A connection whose first line was "PEER <server>" from a neighbor becomes its link.
-  void attach_peer(std::string server, tcp::socket socket, std::string buffered);
+  // Only on the strand: a connection to the peer port that proved it is the neighbor `server`
+  // (PeerPort) becomes its link, if the link takes it.
+  void attach_peer(const std::string& server, tcp::socket socket, std::string buffered);
+  void attach_peer(const std::string& server, TlsStream stream, std::string buffered);
 
  private:
   using Clock = Confirmations::Clock;
@@ -90,6 +94,8 @@ class Herd : private PeerHost {
   // PeerHost: what the links ask of the herd.
   const std::string& server_name() const override { return self_.name; }
   Log& peer_log() override { return log_; }
+  asio::ssl::context* peer_tls() override { return tls_; }
+  PeerLink* link_named(std::string_view server) const;
   const Store& store() const override { return store_; }
   std::uint64_t new_owner() override { return next_link_owner_++; }
   void link_down(PeerLink& link) override;
@@ -102,6 +108,7 @@ class Herd : private PeerHost {
   const ServerConfig& self_;
   std::int64_t max_clock_skew_ms_;
   Log& log_;
+  asio::ssl::context* tls_;
   CoreStrand strand_;
   Store store_;
   std::vector<std::shared_ptr<PeerLink>> links_;  // a link's index here is its number

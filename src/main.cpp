@@ -12,8 +12,10 @@
 #include "herd.hpp"
 #include "log.hpp"
 #include "net.hpp"
+#include "peer_port.hpp"
 #include "places/provider.hpp"
 #include "server.hpp"
+#include "tls.hpp"
 
 namespace {
 
@@ -97,8 +99,8 @@ herd::awaitable<void> reopen_log_on_hangup(herd::Log& log, asio::signal_set& han
     if (auto failed = log.reopen())
       log.event("server", fmt::format("{}; still writing to the old file", *failed));
     else
-      log.event("server", fmt::format("log file reopened ({} listening on {}:{})", self.name,
-                                      self.host, self.port));
+      log.event("server", fmt::format("log file reopened ({} listening on {})", self.name,
+                                      herd::address_text(self.listen, self.port)));
   }
 }
 
@@ -126,29 +128,47 @@ rlim_t raise_descriptor_limit() {
   return limit.rlim_cur;
 }
 
+bool is_loopback(const std::string& address) {
+  asio::error_code error;
+  auto parsed = asio::ip::make_address(address, error);
+  return error ? address == "localhost" : parsed.is_loopback();
+}
+
 int run(const Options& options) {
   auto config = herd::load_config(options.config);
   const auto& self = config.server(options.server);
   auto descriptors = raise_descriptor_limit();
   herd::Log log(config.log_dir / (self.name + ".log"));
   asio::io_context io(options.threads);
+  std::shared_ptr<asio::ssl::context> peer_tls;
+  if (config.tls.enabled()) peer_tls = herd::peer_tls_context(config.tls, self.name);
   auto places = herd::places::make_provider(config.places, io, log);
-  herd::Herd herd(io, config, self, log);
+  herd::Herd herd(io, config, self, log, peer_tls.get());
   herd::Server server(io, self, config.clients, herd, *places);
+  herd::PeerPort peer_port(herd, self, peer_tls.get());
   server.listen();
+  peer_port.listen();
+  if (!peer_tls && !is_loopback(self.listen))
+    log.event("server", fmt::format("warning: links to neighbors are plaintext while listening on "
+                                    "{}: anybody who can reach the peer port {} can speak for "
+                                    "the herd; add [tls] (see README, \"Several machines\")",
+                                    self.listen, self.peer_port));
 
   std::string neighbors;
   for (const auto& n : self.neighbors) neighbors += (neighbors.empty() ? "" : ", ") + n;
   log.event("server",
-            fmt::format("{} listening on {}:{}; neighbors: {}; places: {}; up to {} "
-                        "open descriptors",
-                        self.name, self.host, self.port, neighbors.empty() ? "none" : neighbors,
+            fmt::format("{} listening on {} (clients) and {} (neighbors, {}); neighbors: {}; "
+                        "places: {}; up to {} open descriptors",
+                        self.name, herd::address_text(self.listen, self.port),
+                        herd::address_text(self.listen, self.peer_port),
+                        peer_tls ? "TLS" : "plaintext", neighbors.empty() ? "none" : neighbors,
                         config.places.provider, descriptors));
-  fmt::print("{} listening on {}:{} (neighbors: {})\n", self.name, self.host, self.port,
-             neighbors.empty() ? "none" : neighbors);
+  fmt::print("{} listening on {} (neighbors: {})\n", self.name,
+             herd::address_text(self.listen, self.port), neighbors.empty() ? "none" : neighbors);
   std::fflush(stdout);
 
   herd.start();
+  peer_port.start();
   server.start();
   asio::steady_timer flush_timer(io);
   asio::co_spawn(io, flush_log_regularly(log, flush_timer), asio::detached);
@@ -162,6 +182,7 @@ int run(const Options& options) {
     log.event("server", fmt::format("{} received; stopping", strsignal(signal)));
     hangup.cancel();
     server.stop();
+    peer_port.stop();
     herd.stop();
     places->shutdown();
     flush_timer.cancel();

@@ -1,6 +1,8 @@
 // The Asio vocabulary shared by the server's networking files.
 #pragma once
 
+#include <string>
+
 #include <asio.hpp>
 #include <asio/experimental/as_tuple.hpp>
 
@@ -14,6 +16,16 @@ using CoreStrand = asio::strand<asio::io_context::executor_type>;
 
 // Expected failures (EOF, reset, cancel) come back as values, not exceptions.
 inline constexpr auto as_result = asio::experimental::as_tuple(asio::use_awaitable);
+
+// "address:port" of the other end, "[address]:port" for IPv6; "?" when the socket has none.
+inline std::string remote_address(const tcp::socket& socket) {
+  asio::error_code error;
+  auto endpoint = socket.remote_endpoint(error);
+  if (error) return "?";
+  auto address = endpoint.address().to_string();
+  if (endpoint.address().is_v6()) address = "[" + address + "]";
+  return address + ":" + std::to_string(endpoint.port());
+}
 
 // A timer used as a condition variable: wait() until notify() cancels it. Both are called on
 // the owner's executor; a notify with nobody waiting costs nothing (it is on every request).

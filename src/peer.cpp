@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <random>
+#include <variant>
 
 #include <fmt/format.h>
 #include <asio/experimental/awaitable_operators.hpp>
@@ -32,7 +33,7 @@ std::chrono::milliseconds jittered(std::chrono::milliseconds base) {
 }
 
 // Notices a silently dead neighbor (power loss, partition) within about ten seconds.
-void keep_alive(tcp::socket& socket) {
+void keep_alive(tcp::socket::lowest_layer_type& socket) {
   asio::error_code ec;
   socket.set_option(asio::socket_base::keep_alive(true), ec);
   int idle = 5, interval = 2, count = 3;
@@ -57,12 +58,14 @@ void append_acks(std::vector<std::uint64_t>& ids, std::string& out) {
 }  // namespace
 
 // One connection of the link: what it reads goes to the link, what the link queues goes out.
+// The connection is plaintext or TLS; everything else is the same.
 class PeerLink::Live : public LineHandler {
  public:
-  Live(PeerLink& link, tcp::socket socket, std::uint64_t owner)
+  template <typename Stream>
+  Live(PeerLink& link, Stream stream, std::uint64_t owner)
       : link(link),
-        connection(std::move(socket), *this, link.host_.peer_log(),
-                   {link.who_, send_timeout, false}),
+        connection(std::in_place_type<Connection<Stream>>, std::move(stream), *this,
+                   link.host_.peer_log(), ConnectionOptions{link.who_, send_timeout, false}),
         owner(owner),
         catch_up_end(link.host_.store().size()) {}
 
@@ -77,7 +80,7 @@ class PeerLink::Live : public LineHandler {
     if (from)
       link.host_.peer_log().received(
           link.who_, {from, static_cast<std::size_t>(last.data() + last.size() - from)});
-    if (input.rest().size() > max_line_bytes) connection.close("line too long");
+    if (input.rest().size() > max_line_bytes) close("line too long");
     link.host_.handled_batch();
   }
 
@@ -95,47 +98,82 @@ class PeerLink::Live : public LineHandler {
 
   // Queues a line; a neighbor that lets 64 MiB pile up is not reading, and loses its link.
   std::string& outbox() {
-    if (connection.unsent() > max_outbox)
-      connection.close("the neighbor is not reading; dropping the link");
-    return connection.outbox();
+    return std::visit(
+        [](auto& c) -> std::string& {
+          if (c.unsent() > max_outbox) c.close("the neighbor is not reading; dropping the link");
+          return c.outbox();
+        },
+        connection);
+  }
+  void flush() {
+    std::visit([](auto& c) { c.flush(); }, connection);
+  }
+  void close(std::string_view why) {
+    std::visit([why](auto& c) { c.close(why); }, connection);
+  }
+  bool closed() const {
+    return std::visit([](const auto& c) { return c.closed(); }, connection);
+  }
+  awaitable<std::string> run() {
+    return std::visit([](auto& c) { return c.run(); }, connection);
   }
 
   PeerLink& link;
-  Connection<tcp::socket> connection;
+  std::variant<Connection<tcp::socket>, Connection<TlsStream>> connection;
   std::uint64_t owner;
   std::vector<std::uint64_t> to_acknowledge;
   std::size_t catch_up_next = 0, catch_up_end;
 };
 
 PeerLink::PeerLink(PeerHost& host, const CoreStrand& strand, std::size_t number,
-                   const ServerConfig& neighbor, bool dials)
+                   const ServerConfig& neighbor, bool redials)
     : host_(host),
       strand_(strand),
       number_(number),
       neighbor_(neighbor),
       who_("peer " + neighbor.name),
-      dials_(dials),
-      retry_(strand) {}
+      where_(address_text(neighbor.host, neighbor.peer_port)),
+      redials_(redials),
+      retry_(strand),
+      went_down_(strand) {}
 
 std::uint64_t PeerLink::owner() const {
   return live_ ? live_->owner : 0;
 }
 
 void PeerLink::start() {
-  if (dials_) asio::co_spawn(strand_, dial(), asio::detached);
+  asio::co_spawn(strand_, dial(), asio::detached);
 }
 
 void PeerLink::stop() {
   stopped_ = true;
   retry_.cancel();
-  if (live_) live_->connection.close("server stopping");
+  went_down_.notify();
+  if (live_) live_->close("server stopping");
 }
 
 void PeerLink::accept(tcp::socket socket, std::string buffered) {
   if (stopped_) return;
-  host_.peer_log().event(who_, "connected to us");
+  auto from = remote_address(socket);
+  if (live_) {
+    host_.peer_log().event(
+        who_, fmt::format("refused a plaintext connection from {} saying it is {}: the link is "
+                          "up, and a plaintext handshake cannot replace it",
+                          from, neighbor_.name));
+    return;
+  }
+  host_.peer_log().event(who_, fmt::format("connected to us from {}", from));
   asio::co_spawn(strand_,
                  run(std::move(socket), std::move(buffered), "PEER " + host_.server_name() + "\n"),
+                 asio::detached);
+}
+
+void PeerLink::accept(TlsStream stream, std::string buffered) {
+  if (stopped_) return;
+  host_.peer_log().event(
+      who_, fmt::format("connected to us from {} (TLS)", remote_address(stream.next_layer())));
+  asio::co_spawn(strand_,
+                 run(std::move(stream), std::move(buffered), "PEER " + host_.server_name() + "\n"),
                  asio::detached);
 }
 
@@ -157,7 +195,7 @@ void PeerLink::confirm(std::uint64_t put_id) {
 void PeerLink::flush() {
   if (!live_) return;
   if (!live_->to_acknowledge.empty()) append_acks(live_->to_acknowledge, live_->outbox());
-  live_->connection.flush();
+  live_->flush();
 }
 
 void PeerLink::handle(std::string_view line, Timestamp read_at) {
@@ -173,103 +211,154 @@ void PeerLink::handle(std::string_view line, Timestamp read_at) {
   }
 }
 
+// The redialing side dials while the link is down, backing off from 100 ms to 2 s, and each
+// attempt to connect may take as long as the backoff at most: a neighbor that a partition
+// hid is found again within the backoff of the partition's end. The other side dials once.
 awaitable<void> PeerLink::dial() {
   auto self = shared_from_this();
-  tcp::resolver resolver(strand_);
   auto backoff = std::chrono::milliseconds(first_retry);
-  auto where = fmt::format("{}:{}", neighbor_.host, neighbor_.port);
   while (!stopped_) {
-    tcp::socket socket(strand_);
-    auto [resolve_error, endpoints] =
-        co_await resolver.async_resolve(neighbor_.host, std::to_string(neighbor_.port), as_result);
-    auto [error, endpoint] = resolve_error
-                                 ? std::tuple(resolve_error, tcp::endpoint())
-                                 : co_await asio::async_connect(socket, endpoints, as_result);
-    if (stopped_) break;
-    std::string buffered;
-    if (error) {
-      host_.peer_log().event(who_, fmt::format("cannot connect to {}: {}; retrying in {} ms", where,
-                                               error.message(), backoff.count()));
-    } else if (co_await handshake(socket, buffered)) {
-      host_.peer_log().event(who_, fmt::format("connected to {}", where));
-      backoff = first_retry;
-      co_await run(std::move(socket), std::move(buffered), "");
+    if (live_) {  // up by a connection the neighbor made
+      co_await went_down_.wait();
+      continue;
     }
-    if (stopped_) break;
+    bool came_up = co_await dial_once(redials_ ? backoff : last_retry);
+    if (stopped_ || !redials_) break;
+    backoff = came_up ? first_retry : backoff;
+    if (!came_up)
+      host_.peer_log().event(who_, fmt::format("retrying in {} ms", backoff.count()));
     retry_.expires_after(jittered(backoff));
     co_await retry_.async_wait(as_result);
-    backoff = std::min<std::chrono::milliseconds>(backoff * 2, last_retry);
+    if (!came_up) backoff = std::min<std::chrono::milliseconds>(backoff * 2, last_retry);
   }
 }
 
-awaitable<bool> PeerLink::handshake(tcp::socket& socket, std::string& buffered) {
+awaitable<bool> PeerLink::dial_once(std::chrono::milliseconds connect_timeout) {
   auto& log = host_.peer_log();
+  tcp::resolver resolver(strand_);
+  auto [resolve_error, endpoints] = co_await resolver.async_resolve(
+      neighbor_.host, std::to_string(neighbor_.peer_port), as_result);
+  if (stopped_) co_return false;
+  if (resolve_error) {
+    log.event(who_, fmt::format("cannot resolve {}: {}", neighbor_.host, resolve_error.message()));
+    co_return false;
+  }
+  tcp::socket socket(strand_);
+  asio::steady_timer deadline(strand_, connect_timeout);
+  auto connected = co_await (asio::async_connect(socket, endpoints, as_result) ||
+                             deadline.async_wait(as_result));
+  if (stopped_) co_return false;
+  if (connected.index() == 1) {
+    log.event(who_, fmt::format("cannot connect to {}: no answer within {} ms", where_,
+                                connect_timeout.count()));
+    co_return false;
+  }
+  if (auto error = std::get<0>(std::get<0>(connected))) {
+    log.event(who_, fmt::format("cannot connect to {}: {}", where_, error.message()));
+    co_return false;
+  }
+
+  deadline.expires_after(handshake_timeout);
+  std::string buffered;
+  auto* tls = host_.peer_tls();
+  if (!tls) {
+    if (!co_await say_hello(socket, buffered, deadline)) co_return false;
+    log.event(who_, fmt::format("connected to {}", where_));
+    co_await run(std::move(socket), std::move(buffered), "");
+    co_return true;
+  }
+  TlsStream stream(std::move(socket), *tls);
+  VerifyReport report;
+  report.watch(stream);
+  auto shaken = co_await (stream.async_handshake(asio::ssl::stream_base::client, as_result) ||
+                          deadline.async_wait(as_result));
+  if (stopped_) co_return false;
+  if (shaken.index() == 1) {
+    log.event(who_, fmt::format("no TLS handshake from {} within 3 s", where_));
+    co_return false;
+  }
+  if (auto [error] = std::get<0>(shaken); error) {
+    log.event(who_, fmt::format("refused {}: {}", where_, handshake_failure(report, error)));
+    co_return false;
+  }
+  if (!certificate_names(SSL_get0_peer_certificate(stream.native_handle()), neighbor_.name)) {
+    log.event(who_, fmt::format("refused {}: its certificate does not name {}", where_,
+                                neighbor_.name));
+    co_return false;
+  }
+  if (!co_await say_hello(stream, buffered, deadline)) co_return false;
+  log.event(who_, fmt::format("connected to {} (TLS)", where_));
+  co_await run(std::move(stream), std::move(buffered), "");
+  co_return true;
+}
+
+// "PEER <our name>" out, "PEER <its name>" back, both before the deadline.
+template <typename Stream>
+awaitable<bool> PeerLink::say_hello(Stream& stream, std::string& buffered,
+                                    asio::steady_timer& deadline) {
+  auto& log = host_.peer_log();
+  auto failed = [&](std::string_view why) {
+    log.event(who_, fmt::format("handshake with {} failed: {}", where_, why));
+    return false;
+  };
   std::string hello = "PEER " + host_.server_name() + "\n";
   log.sent(who_, hello);
-  auto [write_error, written] = co_await asio::async_write(socket, asio::buffer(hello), as_result);
-  if (write_error) {
-    log.event(who_, "handshake failed: " + write_error.message());
-    co_return false;
-  }
-  asio::steady_timer timeout(strand_, handshake_timeout);
+  auto written = co_await (asio::async_write(stream, asio::buffer(hello), as_result) ||
+                           deadline.async_wait(as_result));
+  if (written.index() == 1) co_return failed("no progress within 3 s");
+  if (auto [error, n] = std::get<0>(written); error) co_return failed(error.message());
   auto answer =
-      co_await (asio::async_read_until(socket, asio::dynamic_buffer(buffered, max_line_bytes), '\n',
-                                       as_result) ||
-                timeout.async_wait(as_result));
-  if (answer.index() == 1) {
-    log.event(who_, "no answer to the handshake within 3 s");
-    co_return false;
-  }
+      co_await (asio::async_read_until(stream, asio::dynamic_buffer(buffered, max_line_bytes),
+                                       '\n', as_result) ||
+                deadline.async_wait(as_result));
+  if (answer.index() == 1) co_return failed("no answer within 3 s");
   auto [read_error, length] = std::get<0>(answer);
-  if (read_error) {
-    log.event(who_, "handshake failed: " + read_error.message());
-    co_return false;
-  }
+  if (read_error == asio::error::eof)
+    co_return failed("it closed the connection (does its herd.toml list this server?)");
+  if (read_error) co_return failed(read_error.message());
   std::string_view line(buffered.data(), length - 1);
   log.received(who_, line);
-  auto hello_back = parse_client_line(line);
-  auto peer = std::get_if<PeerHello>(&hello_back);
-  if (!peer || peer->server != neighbor_.name) {
-    log.event(who_, "refused the link (does its herd.toml list us as a neighbor?)");
-    co_return false;
-  }
+  if (parse_peer_hello(line) != std::optional<std::string_view>(neighbor_.name))
+    co_return failed("it did not answer PEER " + neighbor_.name);
   buffered.erase(0, length);
   co_return true;
 }
 
-awaitable<void> PeerLink::run(tcp::socket socket, std::string buffered, std::string greeting) {
+template <typename Stream>
+awaitable<void> PeerLink::run(Stream stream, std::string buffered, std::string greeting) {
   auto self = shared_from_this();
   if (live_) {  // what was sent on it will not be acknowledged: the link starts afresh
-    live_->connection.close("replaced by a new connection");
+    live_->close("replaced by a new connection");
     host_.peer_log().event(who_, "link down: replaced by a new connection");
     live_.reset();
     host_.link_down(*this);
   }
-  keep_alive(socket);
-  auto live = std::make_shared<Live>(*this, std::move(socket), host_.new_owner());
+  keep_alive(stream.lowest_layer());
+  auto live = std::make_shared<Live>(*this, std::move(stream), host_.new_owner());
   live_ = live;
   host_.peer_log().event(
       who_, fmt::format("link up; sending {} records to catch up", live->catch_up_end));
-  live->connection.outbox() = std::move(greeting);
-  live->connection.preload(buffered);
+  live->outbox() = std::move(greeting);
+  std::visit([&](auto& c) { c.preload(buffered); }, live->connection);
   asio::co_spawn(strand_, watchdog(live), asio::detached);
-  auto why = co_await live->connection.run();
+  auto why = co_await live->run();
   if (live_ != live) co_return;  // replaced, and logged then
   host_.peer_log().event(who_, "link down: " + (why.empty() ? "closed by the neighbor" : why));
   live_.reset();
   host_.link_down(*this);
+  went_down_.notify();
 }
 
 // A neighbor that acknowledges nothing for ack_timeout loses its link, and is redialed.
 awaitable<void> PeerLink::watchdog(std::shared_ptr<Live> live) {
   asio::steady_timer timer(strand_);
-  while (!live->connection.closed()) {
+  while (!live->closed()) {
     timer.expires_after(500ms);
     co_await timer.async_wait(as_result);
     if (live_ != live) break;
     auto oldest = host_.oldest_unacknowledged(*this);
     if (oldest && PeerHost::Clock::now() - *oldest > ack_timeout)
-      live->connection.close("no acknowledgement within 3 s");
+      live->close("no acknowledgement within 3 s");
   }
 }
 

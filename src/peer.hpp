@@ -1,6 +1,6 @@
-// A link to one neighboring server: dialing with backoff (or accepting), the PEER handshake,
-// the catch-up exchange when the link comes up, and batched PUTs and ACKs.
-// Everything here runs on the herd's strand.
+// A link to one neighboring server: dialing with backoff (or accepting), the PEER handshake
+// (inside mutual TLS when the herd has [tls]), the catch-up exchange when the link comes up,
+// and batched PUTs and ACKs. Everything here runs on the herd's strand.
 #pragma once
 
 #include <chrono>
@@ -14,6 +14,7 @@
 #include "log.hpp"
 #include "net.hpp"
 #include "store.hpp"
+#include "tls.hpp"
 
 namespace herd {
 
@@ -25,6 +26,8 @@ class PeerHost {
   using Clock = std::chrono::steady_clock;
   virtual const std::string& server_name() const = 0;
   virtual Log& peer_log() = 0;
+  // Mutual TLS with this server's certificate; null when the herd's links are plaintext.
+  virtual asio::ssl::context* peer_tls() = 0;
   virtual const Store& store() const = 0;  // what a catch-up sends
   // A number for each new connection, to tell its confirmations from an earlier one's.
   virtual std::uint64_t new_owner() = 0;
@@ -44,9 +47,10 @@ class PeerHost {
 
 class PeerLink : public std::enable_shared_from_this<PeerLink> {
  public:
-  // Of two neighbors, the one whose name sorts first dials; the other accepts.
+  // Of two neighbors, the one whose name sorts first redials while the link is down; the other
+  // dials once when its server starts, so that a starting server is linked at once.
   PeerLink(PeerHost& host, const CoreStrand& strand, std::size_t number,
-           const ServerConfig& neighbor, bool dials);
+           const ServerConfig& neighbor, bool redials);
 
   const std::string& name() const { return neighbor_.name; }
   std::size_t number() const { return number_; }  // its index among the herd's links
@@ -57,8 +61,13 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   void start();
   void stop();
 
-  // An inbound connection that introduced itself as this neighbor.
+  // An inbound connection on the peer port that introduced itself as this neighbor (over
+  // TLS: with a certificate naming it). It becomes the link when the link is down. While the
+  // link is up, a TLS connection replaces it (it has proven who it is); a plaintext one is
+  // refused, since anybody could have sent its handshake: a dead link is closed by its
+  // keep-alive, and the neighbor's next attempt gets through.
   void accept(tcp::socket socket, std::string buffered);
+  void accept(TlsStream stream, std::string buffered);
 
   // Queue messages; flush() sends what is queued. Nothing is queued while the link is down.
   void put(std::uint64_t id, const Location& record);
@@ -70,8 +79,14 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   class Live;
 
   awaitable<void> dial();
-  awaitable<bool> handshake(tcp::socket& socket, std::string& buffered);
-  awaitable<void> run(tcp::socket socket, std::string buffered, std::string greeting);
+  // Connects, then the TLS handshake if the herd has TLS, then the PEER exchange; on success
+  // the link runs on the connection until it ends. Returns whether it came up.
+  awaitable<bool> dial_once(std::chrono::milliseconds connect_timeout);
+  template <typename Stream>
+  awaitable<bool> say_hello(Stream& stream, std::string& buffered,
+                            asio::steady_timer& deadline);
+  template <typename Stream>
+  awaitable<void> run(Stream stream, std::string buffered, std::string greeting);
   awaitable<void> watchdog(std::shared_ptr<Live> live);
   void handle(std::string_view line, Timestamp at);
 
@@ -80,10 +95,12 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   std::size_t number_;
   const ServerConfig& neighbor_;
   std::string who_;  // "peer NAME", for the log
-  bool dials_;
+  std::string where_;  // its peer port's address, "host:port"
+  bool redials_;
   bool stopped_ = false;
   std::shared_ptr<Live> live_;
   asio::steady_timer retry_;
+  Signal went_down_;  // the link went down (or the server stops): a redialer wakes
 };
 
 }  // namespace herd

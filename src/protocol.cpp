@@ -217,8 +217,13 @@ ClientCommand parse_client_line(std::string_view line) {
     if (!radius || !bound) return Invalid{};
     return Whatsat{f[1], *radius, *bound};
   }
-  if (f[0] == "PEER" && f.size() == 2) return PeerHello{f[1]};
   return Invalid{};
+}
+
+std::optional<std::string_view> parse_peer_hello(std::string_view line) {
+  auto f = split_fields(line);
+  if (f.size() == 2 && f[0] == "PEER") return f[1];
+  return std::nullopt;
 }
 
 PeerMessage parse_peer_line(std::string_view line) {

@@ -81,9 +81,6 @@ struct At {
 };
 
 // Peer messages, accepted only on a link that has completed the PEER handshake.
-struct PeerHello {
-  std::string_view server;
-};
 struct PeerPut {  // PUT <id> AT ...: an update the sender wants acknowledged by an ACK
   std::uint64_t id = 0;
   At at;
@@ -94,11 +91,14 @@ struct PeerAck {  // ACK <id> or ACK <first>-<last>: the PUTs with those ids are
 
 struct Invalid {};
 
-using ClientCommand = std::variant<Invalid, Iamat, Whatsat, PeerHello>;
+using ClientCommand = std::variant<Invalid, Iamat, Whatsat>;
 using PeerMessage = std::variant<Invalid, At, PeerPut, PeerAck>;
 
-// What a client connection may send. PeerHello is only meaningful as a connection's first line.
+// What a client connection may send.
 ClientCommand parse_client_line(std::string_view line);
+
+// "PEER <server>", the first line each side sends on the peer port: the server's name.
+std::optional<std::string_view> parse_peer_hello(std::string_view line);
 
 // What a neighbor sends after the handshake.
 PeerMessage parse_peer_line(std::string_view line);

@@ -17,18 +17,22 @@ Server::Server(asio::io_context& io, const ServerConfig& self, const ClientsConf
       places_(places),
       acceptor_(asio::make_strand(io)) {}
 
-void Server::listen() {
-  auto where = fmt::format("{}:{}", self_.host, self_.port);
+void listen_on(tcp::acceptor& acceptor, const std::string& address, std::uint16_t port) {
   try {
-    tcp::resolver resolver(io_);
-    auto endpoint = resolver.resolve(self_.host, std::to_string(self_.port)).begin()->endpoint();
-    acceptor_.open(endpoint.protocol());
-    acceptor_.set_option(tcp::acceptor::reuse_address(true));
-    acceptor_.bind(endpoint);
-    acceptor_.listen(asio::socket_base::max_listen_connections);
+    tcp::resolver resolver(acceptor.get_executor());
+    auto endpoint = resolver.resolve(address, std::to_string(port)).begin()->endpoint();
+    acceptor.open(endpoint.protocol());
+    acceptor.set_option(tcp::acceptor::reuse_address(true));
+    acceptor.bind(endpoint);
+    acceptor.listen(asio::socket_base::max_listen_connections);
   } catch (const std::system_error& e) {
-    throw std::runtime_error(fmt::format("cannot listen on {}: {}", where, e.code().message()));
+    throw std::runtime_error(
+        fmt::format("cannot listen on {}: {}", address_text(address, port), e.code().message()));
   }
+}
+
+void Server::listen() {
+  listen_on(acceptor_, self_.listen, self_.port);
 }
 
 void Server::start() {

@@ -10,6 +10,9 @@
 
 namespace herd {
 
+// Binds `acceptor` to address:port and listens; throws std::runtime_error naming the address.
+void listen_on(tcp::acceptor& acceptor, const std::string& address, std::uint16_t port);
+
 class Server {
  public:
   Server(asio::io_context& io, const ServerConfig& self, const ClientsConfig& clients, Herd& herd,

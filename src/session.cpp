@@ -36,14 +36,11 @@ void Session::confirmed(std::vector<std::uint64_t> replies) {
 
 awaitable<void> Session::run([[maybe_unused]] std::shared_ptr<Session> self) {
   herd_.join(id_, weak_from_this());
-  asio::error_code ec;
-  auto remote = connection_.stream().remote_endpoint(ec);
-  herd_.log().event(
-      who_, fmt::format("connected from {}:{}", remote.address().to_string(), remote.port()));
+  herd_.log().event(who_, "connected from " + remote_address(connection_.stream()));
   auto why = co_await connection_.run();
   herd_.leave(id_);
   if (!why.empty()) herd_.log().event(who_, why + "; disconnecting");
-  if (!handed_over_) herd_.log().event(who_, "disconnected");
+  herd_.log().event(who_, "disconnected");
 }
 
 void Session::received(LineBuffer& input, Timestamp at, Input state) {
@@ -57,7 +54,6 @@ void Session::received(LineBuffer& input, Timestamp at, Input state) {
       overlong = line;
       break;
     }
-    if (std::exchange(first_line_, false) && handed_to_peer(*line, input)) return;
     if (!logged_from) logged_from = line->data();
     last = *line;
     handle(*line, at);
@@ -84,19 +80,6 @@ void Session::received(LineBuffer& input, Timestamp at, Input state) {
 
 bool Session::hold_reading() const {
   return in_herd_ || replies_.should_pause_reading(connection_.unsent());
-}
-
-// A neighbor opens with "PEER <its name>"; from then on the connection is its link.
-bool Session::handed_to_peer(std::string_view first_line, LineBuffer& input) {
-  auto command = parse_client_line(first_line);
-  auto hello = std::get_if<PeerHello>(&command);
-  if (!hello || !herd_.is_neighbor(hello->server)) return false;
-  herd_.log().received(who_, first_line);
-  herd_.log().event(who_,
-                    fmt::format("is the neighbor {}; handing over to its link", hello->server));
-  handed_over_ = true;
-  herd_.attach_peer(std::string(hello->server), connection_.release(), std::string(input.rest()));
-  return true;
 }
 
 void Session::handle(std::string_view line, Timestamp at) {

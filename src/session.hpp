@@ -41,7 +41,6 @@ class Session : public std::enable_shared_from_this<Session>,
     int radius_km = 0, bound = 0;
   };
 
-  bool handed_to_peer(std::string_view first_line, LineBuffer& input);
   void handle(std::string_view line, Timestamp at);
   void applied();  // the herd has run the batch
   void look_up_places(StoreOp& op, Lookup lookup);
@@ -56,8 +55,6 @@ class Session : public std::enable_shared_from_this<Session>,
   ReplyQueue replies_;
   std::vector<StoreOp> ops_;     // the batch of the last read
   std::vector<Lookup> lookups_;  // parallel to ops_
-  bool first_line_ = true;
-  bool handed_over_ = false;  // the connection became a neighbor's link
   bool in_herd_ = false;      // a batch is with the herd: reading waits
 };
 

@@ -120,7 +120,9 @@ class Herd:
         self.links = links or ORIGINAL_LINKS
         self.dir = scratch_dir("herd-test-")
         self.names = list(self.links)
-        self.ports = dict(zip(self.names, free_ports(len(self.names))))
+        ports = free_ports(2 * len(self.names))
+        self.ports = dict(zip(self.names, ports))
+        self.peer_ports = dict(zip(self.names, ports[len(self.names):]))
         self.procs = {}
         self.env = dict(os.environ, **(extra_env or {}))
         # HERD_TEST_THREADS=N starts every server of the tests with --threads N (the
@@ -132,7 +134,8 @@ class Herd:
             f.write(extra_toml)
             f.write('\n[log]\ndir = "logs"\n')
             for name, talks in self.links.items():
-                f.write(f"\n[servers.{name}]\nport = {self.ports[name]}\n")
+                f.write(f"\n[servers.{name}]\nport = {self.ports[name]}\n"
+                        f"peer_port = {self.peer_ports[name]}\n")
                 f.write("talks_with = [" + ", ".join(f'"{t}"' for t in talks) + "]\n")
 
     def start(self, *names):

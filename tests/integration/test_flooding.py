@@ -173,7 +173,7 @@ def records_far_ahead_from_a_neighbor_are_refused(server):
     """A neighbor's record more than a day ahead is acknowledged, logged, and not stored."""
     herd = Herd(server, links={"Alpha": ["Zulu"], "Zulu": []}).start("Zulu")
     try:
-        link = socket.create_connection(("127.0.0.1", herd.ports["Zulu"]), timeout=5)
+        link = socket.create_connection(("127.0.0.1", herd.peer_ports["Zulu"]), timeout=5)
         ahead = time.time_ns() // 10**9 + 86_400 + 60
         link.sendall(b"PEER Alpha\n"
                      + f"PUT 1 AT Alpha +0.000000000 evil.example +1+1 {ahead}\n".encode()
@@ -195,21 +195,31 @@ def records_far_ahead_from_a_neighbor_are_refused(server):
         herd.stop()
 
 
-def replaced_link_is_logged_in_order(server):
-    """A second connection from a neighbor replaces the first: down, then up, in the log."""
+def plaintext_handshake_cannot_replace_a_live_link(server):
+    """While a plaintext link is up, a second "PEER Alpha" is refused and logged; the first link
+    keeps working. Once it closes, a new connection becomes the link."""
     herd = Herd(server, links={"Alpha": ["Zulu"], "Zulu": []}).start("Zulu")
     try:
-        first = socket.create_connection(("127.0.0.1", herd.ports["Zulu"]), timeout=5)
+        first = socket.create_connection(("127.0.0.1", herd.peer_ports["Zulu"]), timeout=5)
         first.sendall(b"PEER Alpha\n")
+        assert first.recv(64).startswith(b"PEER Zulu\n")
         wait_until(lambda: herd.linked("Zulu", "Alpha"), 5, "the first link")
-        second = socket.create_connection(("127.0.0.1", herd.ports["Zulu"]), timeout=5)
-        second.sendall(b"PEER Alpha\n")
-        wait_until(lambda: herd.log("Zulu").count("peer Alpha - link up") == 2, 5, "the second link")
-        time.sleep(0.2)  # the first connection's end is logged by now, if it ever is again
-        assert herd.linked("Zulu", "Alpha"), herd.log("Zulu")[-600:]
-        assert herd.log("Zulu").count("link down: replaced by a new connection") == 1
+        second = socket.create_connection(("127.0.0.1", herd.peer_ports["Zulu"]), timeout=5)
+        second.sendall(b"PEER Alpha\n" + f"PUT 1 AT Alpha +0.000000000 evil.example +1+1 {now()}\n".encode())
+        assert second.recv(64) == b"", "the second connection is closed unanswered"
+        wait_until(lambda: "refused a plaintext connection from 127.0.0.1:" in herd.log("Zulu"), 5,
+                   "the refusal in the log")
+        assert herd.send("Zulu", "WHATSAT evil.example 1 1").startswith("? ")
+        first.sendall(f"PUT 1 AT Alpha +0.000000000 good.example +1+1 {now()}\n".encode())
+        assert first.recv(64) == b"ACK 1\n"
+        assert herd.log("Zulu").count("peer Alpha - link up") == 1
         first.close()
+        wait_until(lambda: not herd.linked("Zulu", "Alpha"), 5, "the first link to go down")
+        third = socket.create_connection(("127.0.0.1", herd.peer_ports["Zulu"]), timeout=5)
+        third.sendall(b"PEER Alpha\n")
+        wait_until(lambda: herd.log("Zulu").count("peer Alpha - link up") == 2, 5, "a new link")
         second.close()
+        third.close()
     finally:
         herd.stop()
 
@@ -226,7 +236,8 @@ def main():
     tap.run("with --threads 2 the herd behaves the same", two_threads, server)
     tap.run("megabytes of IAMATs beside a hung neighbor are all answered",
             megabytes_of_iamats_beside_a_hung_neighbor, server)
-    tap.run("a replaced link is logged down, then up", replaced_link_is_logged_in_order, server)
+    tap.run("a plaintext handshake cannot replace a live link",
+            plaintext_handshake_cannot_replace_a_live_link, server)
     tap.run("a neighbor's records more than a day ahead are refused",
             records_far_ahead_from_a_neighbor_are_refused, server)
     tap.finish()

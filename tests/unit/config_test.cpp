@@ -80,18 +80,34 @@ TEST_CASE("config errors name the file, line, column and key", "[config]") {
   };
   auto c = GENERATE(values<Case>({
       {"[servers.A]\nport = 1\nprot = 2\n",
-       "/etc/herd/herd.toml:3:1: servers.A.prot: unknown key (expected one of: host, port, "
-       "talks_with)"},
+       "/etc/herd/herd.toml:3:1: servers.A.prot: unknown key (expected one of: host, listen, "
+       "port, peer_port, tls_port, talks_with)"},
       {"[place]\n[servers.A]\nport = 1\n",
        "/etc/herd/herd.toml:1:2: place: unknown key (expected one of: places, clients, log, "
-       "servers)"},
+       "tls, servers)"},
       {"[servers.A]\nport = 1\ntalks_with = [\"B\"]\n",
        "/etc/herd/herd.toml:3:15: servers.A.talks_with: unknown server \"B\""},
       {"[servers.A]\nport = 1\ntalks_with = [\"A\"]\n",
        "/etc/herd/herd.toml:3:15: servers.A.talks_with: a server cannot talk with itself"},
       {"[servers.A]\nport = 12000\n[servers.B]\nport = 12000\n",
        "/etc/herd/herd.toml:4:8: servers.B.port: port 12000 on 127.0.0.1 is already used by "
-       "servers.A (line 2)"},
+       "servers.A.port (line 2)"},
+      {"[servers.A]\nport = 12000\n[servers.B]\nport = 12001\npeer_port = 22000\n",
+       "/etc/herd/herd.toml:5:13: servers.B.peer_port: port 22000 on 127.0.0.1 is already used "
+       "by servers.A.peer_port (port + 10000) (line 2)"},
+      {"[servers.A]\nport = 12000\ntls_port = 12000\n",
+       "/etc/herd/herd.toml:3:12: servers.A.tls_port: port 12000 on 127.0.0.1 is already used "
+       "by servers.A.port (line 2)"},
+      {"[servers.A]\nport = 60000\n",
+       "/etc/herd/herd.toml:2:8: servers.A.peer_port: the default peer port, port + 10000 = "
+       "70000, is past 65535: set peer_port"},
+      {"[servers.A]\nport = 1\nlisten = \"\"\n",
+       "/etc/herd/herd.toml:3:10: servers.A.listen: must not be empty"},
+      {"[tls]\nca = \"ca.pem\"\ncert = \"{name}.pem\"\n[servers.A]\nport = 1\n",
+       "/etc/herd/herd.toml:1:1: tls.key: missing ([tls] needs ca, cert and key; `herdctl certs` "
+       "makes them)"},
+      {"[tls]\nca = 1\n[servers.A]\nport = 1\n",
+       "/etc/herd/herd.toml:2:6: tls.ca: expected a string, got an integer"},
       {"[servers.A]\nport = \"12000\"\n",
        "/etc/herd/herd.toml:2:8: servers.A.port: expected an integer, got a string"},
       {"[servers.A]\nport = 70000\n",
@@ -126,6 +142,37 @@ TEST_CASE("config errors name the file, line, column and key", "[config]") {
   }));
   CAPTURE(c.text);
   CHECK_THAT(error_of(c.text), Catch::StartsWith(std::string(c.error)));
+}
+
+TEST_CASE("ports: peer_port is port + 10000 unless set; listen is host unless set", "[config]") {
+  auto config = parse_config(
+      "[servers.A]\nport = 12000\n"
+      "[servers.B]\nhost = \"b.example\"\nlisten = \"::\"\nport = 60000\npeer_port = 7000\n"
+      "tls_port = 7001\n",
+      "herd.toml");
+  const auto& a = config.server("A");
+  CHECK(a.peer_port == 22000);
+  CHECK(a.tls_port == 0);
+  CHECK(a.listen == "127.0.0.1");
+  const auto& b = config.server("B");
+  CHECK(b.host == "b.example");
+  CHECK(b.listen == "::");
+  CHECK(b.peer_port == 7000);
+  CHECK(b.tls_port == 7001);
+  CHECK_FALSE(config.tls.enabled());
+  CHECK(address_text("::1", 12000) == "[::1]:12000");
+  CHECK(address_text("127.0.0.1", 12000) == "127.0.0.1:12000");
+}
+
+TEST_CASE("[tls]: paths are relative to the file, {name} becomes the server's name", "[config]") {
+  auto config = parse_config(
+      "[tls]\nca = \"certs/ca.pem\"\ncert = \"certs/{name}.pem\"\n"
+      "key = \"/keys/{name}-{name}.key\"\n[servers.A]\nport = 1\n",
+      "/etc/herd/herd.toml");
+  CHECK(config.tls.enabled());
+  CHECK(config.tls.ca == "/etc/herd/certs/ca.pem");
+  CHECK(config.tls.cert_of("Hands") == "/etc/herd/certs/Hands.pem");
+  CHECK(config.tls.key_of("Hands") == "/keys/Hands-Hands.key");
 }
 
 TEST_CASE("an unknown server name is refused, naming the file and what it defines", "[config]") {

@@ -1,0 +1,86 @@
+#include "tls.hpp"
+
+#include <openssl/x509v3.h>
+
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+namespace herd {
+namespace {
+
+std::shared_ptr<asio::ssl::context> tls13_context() {
+  auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls);
+  SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_3_VERSION);
+  context->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_compression);
+  return context;
+}
+
+// Runs one of asio::ssl::context's loaders, turning a failure into an error naming the file.
+template <typename Load>
+void load(const std::filesystem::path& file, std::string_view what, Load load) {
+  asio::error_code error;
+  load(file.string(), error);
+  if (error)
+    throw std::runtime_error(
+        fmt::format("[tls] {}: cannot use {} as {}: {}", what, file.string(), what,
+                    error.message()));
+}
+
+void load_own_certificate(asio::ssl::context& context, const TlsConfig& tls,
+                          std::string_view server) {
+  load(tls.cert_of(server), "cert", [&](const std::string& f, asio::error_code& e) {
+    context.use_certificate_chain_file(f, e);
+  });
+  load(tls.key_of(server), "key", [&](const std::string& f, asio::error_code& e) {
+    context.use_private_key_file(f, asio::ssl::context::pem, e);
+  });
+  if (SSL_CTX_check_private_key(context.native_handle()) != 1)
+    throw std::runtime_error(fmt::format("[tls] key: {} is not the key of {}",
+                                         tls.key_of(server).string(),
+                                         tls.cert_of(server).string()));
+}
+
+}  // namespace
+
+std::shared_ptr<asio::ssl::context> peer_tls_context(const TlsConfig& tls,
+                                                     std::string_view server) {
+  auto context = tls13_context();
+  load_own_certificate(*context, tls, server);
+  load(tls.ca, "ca", [&](const std::string& f, asio::error_code& e) {
+    context->load_verify_file(f, e);
+  });
+  context->set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
+  return context;
+}
+
+std::shared_ptr<asio::ssl::context> client_port_tls_context(const TlsConfig& tls,
+                                                            std::string_view server) {
+  auto context = tls13_context();
+  load_own_certificate(*context, tls, server);
+  context->set_verify_mode(asio::ssl::verify_none);
+  return context;
+}
+
+bool certificate_names(X509* certificate, std::string_view server) {
+  if (!certificate || server.empty()) return false;
+  return X509_check_host(certificate, server.data(), server.size(), X509_CHECK_FLAG_NO_WILDCARDS,
+                         nullptr) == 1;
+}
+
+void VerifyReport::watch(TlsStream& stream) {
+  stream.set_verify_callback(
+      [failure = failure_](bool preverified, asio::ssl::verify_context& context) {
+        if (!preverified && failure->empty())
+          *failure = X509_verify_cert_error_string(
+              X509_STORE_CTX_get_error(context.native_handle()));
+        return preverified;
+      });
+}
+
+std::string handshake_failure(const VerifyReport& report, const asio::error_code& error) {
+  if (!report.failure().empty()) return "its certificate was refused: " + report.failure();
+  return "TLS handshake failed: " + error.message();
+}
+
+}  // namespace herd
