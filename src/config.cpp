@@ -142,7 +142,7 @@ struct ServerEntry {
   std::vector<Port> ports;
 };
 
-ServerEntry read_server(const Reader& r, const toml::key& name, const toml::node& node) {
+ServerEntry read_server(const Reader& r, const toml::key& name, const toml::node& node, bool tls) {
   std::string prefix = "servers." + std::string(name.str());
   if (!valid_server_name(name.str()))
     r.fail(name.source(), prefix, "a server name may use only letters, digits, '-', '_' and '.'");
@@ -178,16 +178,19 @@ ServerEntry read_server(const Reader& r, const toml::key& name, const toml::node
   }
   if (auto n = t.get("tls_port")) {
     config.tls_port = static_cast<std::uint16_t>(r.integer(*n, prefix + ".tls_port", 1, 65535));
+    if (!tls)
+      r.fail(n->source(), prefix + ".tls_port",
+             "needs a [tls] table (its cert and key are the server's certificate)");
     entry.ports.push_back({config.tls_port, prefix + ".tls_port", n->source()});
   }
   if (auto n = t.get("talks_with")) entry.talks_with = r.strings(*n, prefix + ".talks_with");
   return entry;
 }
 
-std::vector<ServerConfig> read_servers(const Reader& r, const toml::node& node) {
+std::vector<ServerConfig> read_servers(const Reader& r, const toml::node& node, bool tls) {
   const auto& t = r.table(node, "servers");
   std::vector<ServerEntry> entries;
-  for (auto&& [name, server] : t) entries.push_back(read_server(r, name, server));
+  for (auto&& [name, server] : t) entries.push_back(read_server(r, name, server, tls));
   if (entries.empty()) r.fail(node.source(), "servers", "no servers defined");
   std::sort(entries.begin(), entries.end(),
             [](const auto& a, const auto& b) { return a.where.begin.line < b.where.begin.line; });
@@ -310,7 +313,7 @@ Config parse_config(std::string_view text, const std::filesystem::path& file) {
   auto servers = root.get("servers");
   if (!servers)
     throw ConfigError(fmt::format("{}: servers: no [servers.NAME] tables", file.string()));
-  config.servers = read_servers(r, *servers);
+  config.servers = read_servers(r, *servers, config.tls.enabled());
   return config;
 }
 

@@ -23,6 +23,7 @@
 #include <fmt/format.h>
 
 #include "bench.hpp"
+#include "certs.hpp"
 #include "config.hpp"
 
 namespace {
@@ -41,6 +42,8 @@ commands:
                         print its full replies; exits 1 when the server cannot be
                         reached or answers "?"
   status                show which servers are listening
+  certs [--dir DIR]     make a CA and a certificate and key per server for [tls];
+                        see certs --help
   bench [OPTIONS] TARGET
                         load a server (a name, or HOST:PORT) with requests and
                         print requests/s and latency; see bench --help
@@ -356,6 +359,21 @@ int up(const herd::Config& config, const Options& options) {
   return 0;
 }
 
+int certs(const herd::Config& config, const std::vector<std::string>& args) {
+  herd::certs::Options options;
+  try {
+    options = herd::certs::parse(args);
+  } catch (const std::invalid_argument& e) {
+    fail(fmt::format("certs: {}\n\n{}", e.what(), herd::certs::usage), 2);
+  }
+  try {
+    herd::certs::make(config, options);
+  } catch (const std::runtime_error& e) {
+    fail(e.what());
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -373,6 +391,8 @@ int main(int argc, char** argv) {
       fmt::print("{}", status_usage);
     else if (options.command == "bench")
       fmt::print("{}", herd::bench::usage);
+    else if (options.command == "certs")
+      fmt::print("{}", herd::certs::usage);
     else
       fmt::print("{}", usage);
     return 0;
@@ -383,6 +403,7 @@ int main(int argc, char** argv) {
     if (options.command == "up") return up(config, options);
     if (options.command == "send") return send(config, options.args);
     if (options.command == "status") return status(config);
+    if (options.command == "certs") return certs(config, options.args);
     fail(fmt::format("unknown command \"{}\"\n\n{}", options.command, usage), 2);
   } catch (const herd::ConfigError& e) {
     fail(e.what(), 2);

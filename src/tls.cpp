@@ -62,10 +62,29 @@ std::shared_ptr<asio::ssl::context> client_port_tls_context(const TlsConfig& tls
   return context;
 }
 
+// Server names are compared exactly, bytes for bytes: herd.toml's names are case-sensitive,
+// and a wildcard names no server.
 bool certificate_names(X509* certificate, std::string_view server) {
   if (!certificate || server.empty()) return false;
-  return X509_check_host(certificate, server.data(), server.size(), X509_CHECK_FLAG_NO_WILDCARDS,
-                         nullptr) == 1;
+  auto equals = [server](const ASN1_STRING* text) {
+    return text && std::string_view(reinterpret_cast<const char*>(ASN1_STRING_get0_data(text)),
+                                     static_cast<std::size_t>(ASN1_STRING_length(text))) == server;
+  };
+  auto* names = static_cast<GENERAL_NAMES*>(
+      X509_get_ext_d2i(certificate, NID_subject_alt_name, nullptr, nullptr));
+  bool has_dns = false, named = false;
+  for (int i = 0; names && i < sk_GENERAL_NAME_num(names); ++i) {
+    const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
+    if (name->type != GEN_DNS) continue;
+    has_dns = true;
+    named = named || equals(name->d.dNSName);
+  }
+  GENERAL_NAMES_free(names);
+  if (has_dns) return named;
+  auto* subject = X509_get_subject_name(certificate);
+  for (int i = -1; (i = X509_NAME_get_index_by_NID(subject, NID_commonName, i)) >= 0;)
+    if (equals(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i)))) return true;
+  return false;
 }
 
 void VerifyReport::watch(TlsStream& stream) {

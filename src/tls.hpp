@@ -24,7 +24,7 @@ std::shared_ptr<asio::ssl::context> client_port_tls_context(const TlsConfig& tls
                                                             std::string_view server);
 
 // Whether the certificate names `server`: a subjectAltName DNS entry equal to it, or, when the
-// certificate has no DNS entry, its subject's CN. No wildcards.
+// certificate has no DNS entry, its subject's CN. Exactly: no wildcards, case counts.
 bool certificate_names(X509* certificate, std::string_view server);
 
 // What the peer's certificate failed on, filled in during the handshake: "certificate has

@@ -95,9 +95,9 @@ TEST_CASE("config errors name the file, line, column and key", "[config]") {
       {"[servers.A]\nport = 12000\n[servers.B]\nport = 12001\npeer_port = 22000\n",
        "/etc/herd/herd.toml:5:13: servers.B.peer_port: port 22000 on 127.0.0.1 is already used "
        "by servers.A.peer_port (port + 10000) (line 2)"},
-      {"[servers.A]\nport = 12000\ntls_port = 12000\n",
-       "/etc/herd/herd.toml:3:12: servers.A.tls_port: port 12000 on 127.0.0.1 is already used "
-       "by servers.A.port (line 2)"},
+      {"[tls]\nca = \"a\"\ncert = \"b\"\nkey = \"c\"\n[servers.A]\nport = 12000\ntls_port = 12000\n",
+       "/etc/herd/herd.toml:7:12: servers.A.tls_port: port 12000 on 127.0.0.1 is already used "
+       "by servers.A.port (line 6)"},
       {"[servers.A]\nport = 60000\n",
        "/etc/herd/herd.toml:2:8: servers.A.peer_port: the default peer port, port + 10000 = "
        "70000, is past 65535: set peer_port"},
@@ -106,6 +106,9 @@ TEST_CASE("config errors name the file, line, column and key", "[config]") {
       {"[tls]\nca = \"ca.pem\"\ncert = \"{name}.pem\"\n[servers.A]\nport = 1\n",
        "/etc/herd/herd.toml:1:1: tls.key: missing ([tls] needs ca, cert and key; `herdctl certs` "
        "makes them)"},
+      {"[servers.A]\nport = 1\ntls_port = 2\n",
+       "/etc/herd/herd.toml:3:12: servers.A.tls_port: needs a [tls] table (its cert and key are "
+       "the server's certificate)"},
       {"[tls]\nca = 1\n[servers.A]\nport = 1\n",
        "/etc/herd/herd.toml:2:6: tls.ca: expected a string, got an integer"},
       {"[servers.A]\nport = \"12000\"\n",
@@ -146,6 +149,7 @@ TEST_CASE("config errors name the file, line, column and key", "[config]") {
 
 TEST_CASE("ports: peer_port is port + 10000 unless set; listen is host unless set", "[config]") {
   auto config = parse_config(
+      "[tls]\nca = \"ca.pem\"\ncert = \"c\"\nkey = \"k\"\n"
       "[servers.A]\nport = 12000\n"
       "[servers.B]\nhost = \"b.example\"\nlisten = \"::\"\nport = 60000\npeer_port = 7000\n"
       "tls_port = 7001\n",
@@ -159,7 +163,6 @@ TEST_CASE("ports: peer_port is port + 10000 unless set; listen is host unless se
   CHECK(b.listen == "::");
   CHECK(b.peer_port == 7000);
   CHECK(b.tls_port == 7001);
-  CHECK_FALSE(config.tls.enabled());
   CHECK(address_text("::1", 12000) == "[::1]:12000");
   CHECK(address_text("127.0.0.1", 12000) == "127.0.0.1:12000");
 }
