@@ -115,14 +115,20 @@ def split_whatsat(reply):
 class Herd:
     """Servers from a generated herd.toml on free ports, each a child process."""
 
-    def __init__(self, binary, links=None, places=None, extra_env=None, threads=None, extra_toml=""):
+    def __init__(self, binary, links=None, places=None, extra_env=None, threads=None, extra_toml="",
+                 tls_herdctl=None):
+        """tls_herdctl: the herdctl program; given, the herd runs with [tls] and a tls_port per
+        server, certificates made by `herdctl certs` in DIR/certs."""
         self.binary = binary
         self.links = links or ORIGINAL_LINKS
         self.dir = scratch_dir("herd-test-")
         self.names = list(self.links)
-        ports = free_ports(2 * len(self.names))
+        n = len(self.names)
+        ports = free_ports(3 * n)
         self.ports = dict(zip(self.names, ports))
-        self.peer_ports = dict(zip(self.names, ports[len(self.names):]))
+        self.peer_ports = dict(zip(self.names, ports[n:2 * n]))
+        self.tls_ports = dict(zip(self.names, ports[2 * n:])) if tls_herdctl else {}
+        self.certs = os.path.join(self.dir, "certs")
         self.procs = {}
         self.env = dict(os.environ, **(extra_env or {}))
         # HERD_TEST_THREADS=N starts every server of the tests with --threads N (the
@@ -133,10 +139,17 @@ class Herd:
             f.write(places or '[places]\nprovider = "geonames"\n')
             f.write(extra_toml)
             f.write('\n[log]\ndir = "logs"\n')
+            if tls_herdctl:
+                f.write('\n[tls]\nca = "certs/ca.pem"\ncert = "certs/{name}.pem"\nkey = "certs/{name}.key"\n')
             for name, talks in self.links.items():
                 f.write(f"\n[servers.{name}]\nport = {self.ports[name]}\n"
                         f"peer_port = {self.peer_ports[name]}\n")
+                if tls_herdctl:
+                    f.write(f"tls_port = {self.tls_ports[name]}\n")
                 f.write("talks_with = [" + ", ".join(f'"{t}"' for t in talks) + "]\n")
+        if tls_herdctl:
+            subprocess.run([tls_herdctl, "--config", self.config, "certs"], check=True,
+                           stdout=subprocess.DEVNULL, timeout=30)
 
     def start(self, *names):
         for name in names or self.names:
