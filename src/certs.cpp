@@ -206,9 +206,9 @@ void make(const Config& config, const Options& options) {
     fmt::print("{}: {} ({}), valid {} days\n", (dir / (server.name + ".pem")).string(),
                server.name, names, options.days);
   }
-  auto shown = dir.is_relative() || !config.file.has_parent_path()
-                   ? dir
-                   : std::filesystem::proximate(dir, config.file.parent_path());
+  // As [tls] paths are read: relative to the config file's directory.
+  auto shown = std::filesystem::absolute(dir).lexically_proximate(
+      std::filesystem::absolute(config.file).parent_path());
   fmt::print("\nadd to {}:\n\n[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
              config.file.string(), (shown / "ca.pem").string(),
              (shown / "{name}.pem").string(), (shown / "{name}.key").string());

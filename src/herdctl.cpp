@@ -101,7 +101,8 @@ Options parse_options(int argc, char** argv) {
     } else if (arg == "--config" || arg == "--server-bin") {
       if (i + 1 >= argc) fail(fmt::format("{} needs a value\n\n{}", arg, usage), 2);
       (arg == "--config" ? o.config : o.server_bin) = argv[++i];
-    } else if (arg.starts_with("-") && o.command != "send" && o.command != "bench") {
+    } else if (arg.starts_with("-") && o.command != "send" && o.command != "bench" &&
+               o.command != "certs") {
       fail(fmt::format("unknown option {}\n\n{}", arg, usage), 2);
     } else if (o.command.empty()) {
       o.command = arg;
