@@ -7,6 +7,7 @@
 #include <chrono>
 #include <string>
 #include <string_view>
+#include <variant>
 
 #include <asio/ssl/stream.hpp>
 
@@ -100,5 +101,60 @@ class Connection {
 
 extern template class Connection<tcp::socket>;
 extern template class Connection<asio::ssl::stream<tcp::socket>>;
+
+// A connection over either stream, for what serves both: client sessions on the plain and the
+// TLS port, peer links with and without [tls].
+class AnyConnection {
+ public:
+  template <typename Stream>
+  AnyConnection(Stream stream, LineHandler& handler, Log& log, ConnectionOptions options)
+      : connection_(std::in_place_type<Connection<Stream>>, std::move(stream), handler, log,
+                    std::move(options)) {}
+
+  awaitable<std::string> run() {
+    return std::visit([](auto& c) { return c.run(); }, connection_);
+  }
+  std::string& outbox() {
+    return std::visit([](auto& c) -> std::string& { return c.outbox(); }, connection_);
+  }
+  void flush() {
+    std::visit([](auto& c) { c.flush(); }, connection_);
+  }
+  std::size_t unsent() const {
+    return std::visit([](const auto& c) { return c.unsent(); }, connection_);
+  }
+  void preload(std::string_view bytes) {
+    std::visit([bytes](auto& c) { c.preload(bytes); }, connection_);
+  }
+  void wake_reader() {
+    std::visit([](auto& c) { c.wake_reader(); }, connection_);
+  }
+  void finish_reading() {
+    std::visit([](auto& c) { c.finish_reading(); }, connection_);
+  }
+  void stop_reading() {
+    std::visit([](auto& c) { c.stop_reading(); }, connection_);
+  }
+  void close(std::string_view why) {
+    std::visit([why](auto& c) { c.close(why); }, connection_);
+  }
+  bool closed() const {
+    return std::visit([](const auto& c) { return c.closed(); }, connection_);
+  }
+  asio::any_io_executor executor() {
+    return std::visit([](auto& c) { return c.stream().get_executor(); }, connection_);
+  }
+  tcp::socket& socket() {
+    return std::visit([](auto& c) -> tcp::socket& { return lowest(c.stream()); }, connection_);
+  }
+
+ private:
+  static tcp::socket& lowest(tcp::socket& socket) { return socket; }
+  static tcp::socket& lowest(asio::ssl::stream<tcp::socket>& stream) {
+    return stream.next_layer();
+  }
+
+  std::variant<Connection<tcp::socket>, Connection<asio::ssl::stream<tcp::socket>>> connection_;
+};
 
 }  // namespace herd

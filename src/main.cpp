@@ -140,11 +140,12 @@ int run(const Options& options) {
   auto descriptors = raise_descriptor_limit();
   herd::Log log(config.log_dir / (self.name + ".log"));
   asio::io_context io(options.threads);
-  std::shared_ptr<asio::ssl::context> peer_tls;
+  std::shared_ptr<asio::ssl::context> peer_tls, client_tls;
   if (config.tls.enabled()) peer_tls = herd::peer_tls_context(config.tls, self.name);
+  if (self.tls_port) client_tls = herd::client_port_tls_context(config.tls, self.name);
   auto places = herd::places::make_provider(config.places, io, log);
   herd::Herd herd(io, config, self, log, peer_tls.get());
-  herd::Server server(io, self, config.clients, herd, *places);
+  herd::Server server(io, self, config.clients, herd, *places, client_tls.get());
   herd::PeerPort peer_port(herd, self, peer_tls.get());
   server.listen();
   peer_port.listen();
@@ -157,9 +158,12 @@ int run(const Options& options) {
   std::string neighbors;
   for (const auto& n : self.neighbors) neighbors += (neighbors.empty() ? "" : ", ") + n;
   log.event("server",
-            fmt::format("{} listening on {} (clients) and {} (neighbors, {}); neighbors: {}; "
+            fmt::format("{} listening on {} (clients){} and {} (neighbors, {}); neighbors: {}; "
                         "places: {}; up to {} open descriptors",
                         self.name, herd::address_text(self.listen, self.port),
+                        self.tls_port ? fmt::format(", {} (clients, TLS)",
+                                                    herd::address_text(self.listen, self.tls_port))
+                                      : "",
                         herd::address_text(self.listen, self.peer_port),
                         peer_tls ? "TLS" : "plaintext", neighbors.empty() ? "none" : neighbors,
                         config.places.provider, descriptors));

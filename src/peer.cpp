@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <random>
-#include <variant>
 
 #include <fmt/format.h>
 #include <asio/experimental/awaitable_operators.hpp>
@@ -64,8 +63,8 @@ class PeerLink::Live : public LineHandler {
   template <typename Stream>
   Live(PeerLink& link, Stream stream, std::uint64_t owner)
       : link(link),
-        connection(std::in_place_type<Connection<Stream>>, std::move(stream), *this,
-                   link.host_.peer_log(), ConnectionOptions{link.who_, send_timeout, false}),
+        connection(std::move(stream), *this, link.host_.peer_log(),
+                   ConnectionOptions{link.who_, send_timeout, false}),
         owner(owner),
         catch_up_end(link.host_.store().size()) {}
 
@@ -80,7 +79,7 @@ class PeerLink::Live : public LineHandler {
     if (from)
       link.host_.peer_log().received(
           link.who_, {from, static_cast<std::size_t>(last.data() + last.size() - from)});
-    if (input.rest().size() > max_line_bytes) close("line too long");
+    if (input.rest().size() > max_line_bytes) connection.close("line too long");
     link.host_.handled_batch();
   }
 
@@ -98,28 +97,13 @@ class PeerLink::Live : public LineHandler {
 
   // Queues a line; a neighbor that lets 64 MiB pile up is not reading, and loses its link.
   std::string& outbox() {
-    return std::visit(
-        [](auto& c) -> std::string& {
-          if (c.unsent() > max_outbox) c.close("the neighbor is not reading; dropping the link");
-          return c.outbox();
-        },
-        connection);
-  }
-  void flush() {
-    std::visit([](auto& c) { c.flush(); }, connection);
-  }
-  void close(std::string_view why) {
-    std::visit([why](auto& c) { c.close(why); }, connection);
-  }
-  bool closed() const {
-    return std::visit([](const auto& c) { return c.closed(); }, connection);
-  }
-  awaitable<std::string> run() {
-    return std::visit([](auto& c) { return c.run(); }, connection);
+    if (connection.unsent() > max_outbox)
+      connection.close("the neighbor is not reading; dropping the link");
+    return connection.outbox();
   }
 
   PeerLink& link;
-  std::variant<Connection<tcp::socket>, Connection<TlsStream>> connection;
+  AnyConnection connection;
   std::uint64_t owner;
   std::vector<std::uint64_t> to_acknowledge;
   std::size_t catch_up_next = 0, catch_up_end;
@@ -149,7 +133,7 @@ void PeerLink::stop() {
   stopped_ = true;
   retry_.cancel();
   went_down_.notify();
-  if (live_) live_->close("server stopping");
+  if (live_) live_->connection.close("server stopping");
 }
 
 void PeerLink::accept(tcp::socket socket, std::string buffered) {
@@ -195,7 +179,7 @@ void PeerLink::confirm(std::uint64_t put_id) {
 void PeerLink::flush() {
   if (!live_) return;
   if (!live_->to_acknowledge.empty()) append_acks(live_->to_acknowledge, live_->outbox());
-  live_->flush();
+  live_->connection.flush();
 }
 
 void PeerLink::handle(std::string_view line, Timestamp read_at) {
@@ -263,6 +247,7 @@ awaitable<bool> PeerLink::dial_once(std::chrono::milliseconds connect_timeout) {
   auto* tls = host_.peer_tls();
   if (!tls) {
     if (!co_await say_hello(socket, buffered, deadline)) co_return false;
+    if (keeps_link_up()) co_return true;
     log.event(who_, fmt::format("connected to {}", where_));
     co_await run(std::move(socket), std::move(buffered), "");
     co_return true;
@@ -287,9 +272,18 @@ awaitable<bool> PeerLink::dial_once(std::chrono::milliseconds connect_timeout) {
     co_return false;
   }
   if (!co_await say_hello(stream, buffered, deadline)) co_return false;
+  if (keeps_link_up()) co_return true;
   log.event(who_, fmt::format("connected to {} (TLS)", where_));
   co_await run(std::move(stream), std::move(buffered), "");
   co_return true;
+}
+
+// When both neighbors dial at once (one starting, the other redialing), each may take the
+// other's connection before its own completes: both keep the redialer's connection.
+bool PeerLink::keeps_link_up() {
+  if (!live_ || redials_) return false;
+  host_.peer_log().event(who_, fmt::format("already linked; closing the connection to {}", where_));
+  return true;
 }
 
 // "PEER <our name>" out, "PEER <its name>" back, both before the deadline.
@@ -328,7 +322,7 @@ template <typename Stream>
 awaitable<void> PeerLink::run(Stream stream, std::string buffered, std::string greeting) {
   auto self = shared_from_this();
   if (live_) {  // what was sent on it will not be acknowledged: the link starts afresh
-    live_->close("replaced by a new connection");
+    live_->connection.close("replaced by a new connection");
     host_.peer_log().event(who_, "link down: replaced by a new connection");
     live_.reset();
     host_.link_down(*this);
@@ -339,9 +333,9 @@ awaitable<void> PeerLink::run(Stream stream, std::string buffered, std::string g
   host_.peer_log().event(
       who_, fmt::format("link up; sending {} records to catch up", live->catch_up_end));
   live->outbox() = std::move(greeting);
-  std::visit([&](auto& c) { c.preload(buffered); }, live->connection);
+  live->connection.preload(buffered);
   asio::co_spawn(strand_, watchdog(live), asio::detached);
-  auto why = co_await live->run();
+  auto why = co_await live->connection.run();
   if (live_ != live) co_return;  // replaced, and logged then
   host_.peer_log().event(who_, "link down: " + (why.empty() ? "closed by the neighbor" : why));
   live_.reset();
@@ -352,13 +346,13 @@ awaitable<void> PeerLink::run(Stream stream, std::string buffered, std::string g
 // A neighbor that acknowledges nothing for ack_timeout loses its link, and is redialed.
 awaitable<void> PeerLink::watchdog(std::shared_ptr<Live> live) {
   asio::steady_timer timer(strand_);
-  while (!live->closed()) {
+  while (!live->connection.closed()) {
     timer.expires_after(500ms);
     co_await timer.async_wait(as_result);
     if (live_ != live) break;
     auto oldest = host_.oldest_unacknowledged(*this);
     if (oldest && PeerHost::Clock::now() - *oldest > ack_timeout)
-      live->close("no acknowledgement within 3 s");
+      live->connection.close("no acknowledgement within 3 s");
   }
 }
 

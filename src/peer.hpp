@@ -85,6 +85,7 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   template <typename Stream>
   awaitable<bool> say_hello(Stream& stream, std::string& buffered,
                             asio::steady_timer& deadline);
+  bool keeps_link_up();
   template <typename Stream>
   awaitable<void> run(Stream stream, std::string buffered, std::string greeting);
   awaitable<void> watchdog(std::shared_ptr<Live> live);

@@ -15,8 +15,6 @@ using namespace asio::experimental::awaitable_operators;
 constexpr auto handshake_timeout = 3s;
 constexpr std::size_t max_hello_bytes = 256;  // "PEER " and a server name
 constexpr int max_greeting = 64;             // handshakes in progress at once; more are refused
-constexpr auto refusal_window = 10s;
-constexpr int refusals_logged_per_window = 10;
 
 }  // namespace
 
@@ -130,21 +128,7 @@ awaitable<std::optional<std::string>> PeerPort::read_hello(Stream& stream, std::
 }
 
 void PeerPort::refuse(const std::string& from, std::string_view why) {
-  auto now = std::chrono::steady_clock::now();
-  if (now - window_start_ >= refusal_window) {
-    if (unlogged_ > 0)
-      herd_.log().event("peer port", fmt::format("refused {} more connections in {} s, not "
-                                                 "logged one by one",
-                                                 unlogged_, refusal_window.count()));
-    window_start_ = now;
-    logged_in_window_ = unlogged_ = 0;
-  }
-  if (logged_in_window_ < refusals_logged_per_window) {
-    ++logged_in_window_;
-    herd_.log().event("peer port", fmt::format("refused {}: {}", from, why));
-  } else {
-    ++unlogged_;
-  }
+  refusals_.refused(herd_.log(), from, why);
 }
 
 }  // namespace herd

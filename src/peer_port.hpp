@@ -4,7 +4,6 @@
 // and logged with its address and why; nothing it sent is read as a record.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -12,6 +11,7 @@
 #include "config.hpp"
 #include "herd.hpp"
 #include "net.hpp"
+#include "refusals.hpp"
 #include "tls.hpp"
 
 namespace herd {
@@ -39,9 +39,7 @@ class PeerPort {
   asio::ssl::context* tls_;
   tcp::acceptor acceptor_;
   int greeting_ = 0;  // handshakes in progress
-  // Refusals are logged one line each, but at most `burst` in a window; the rest are counted.
-  std::chrono::steady_clock::time_point window_start_;
-  int logged_in_window_ = 0, unlogged_ = 0;
+  RefusalLog refusals_{"peer port"};
 };
 
 }  // namespace herd

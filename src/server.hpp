@@ -7,6 +7,8 @@
 #include "herd.hpp"
 #include "net.hpp"
 #include "places/provider.hpp"
+#include "refusals.hpp"
+#include "tls.hpp"
 
 namespace herd {
 
@@ -15,10 +17,12 @@ void listen_on(tcp::acceptor& acceptor, const std::string& address, std::uint16_
 
 class Server {
  public:
+  // `tls`: the context of the client TLS port (servers.NAME.tls_port), or null.
   Server(asio::io_context& io, const ServerConfig& self, const ClientsConfig& clients, Herd& herd,
-         places::Provider& places);
+         places::Provider& places, asio::ssl::context* tls);
 
-  // Binds and listens; throws std::runtime_error naming the address when it cannot.
+  // Binds and listens (the client port, and the TLS port if any); throws std::runtime_error
+  // naming the address when it cannot.
   void listen();
   void start();
   // Stops accepting. The herd stops the sessions (Herd::stop).
@@ -26,14 +30,18 @@ class Server {
 
  private:
   awaitable<void> accept();
+  awaitable<void> accept_tls();
+  awaitable<void> start_tls_session(tcp::socket socket, std::uint64_t id);
 
   asio::io_context& io_;
   const ServerConfig& self_;
   const ClientsConfig& clients_;
   Herd& herd_;
   places::Provider& places_;
-  tcp::acceptor acceptor_;
-  std::uint64_t next_session_ = 1;
+  asio::ssl::context* tls_;
+  tcp::acceptor acceptor_, tls_acceptor_;
+  std::uint64_t next_session_ = 1;  // on the acceptors' strand
+  RefusalLog tls_failures_{"tls port"};
 };
 
 }  // namespace herd

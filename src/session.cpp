@@ -7,27 +7,33 @@
 
 namespace herd {
 
-Session::Session(tcp::socket socket, std::uint64_t id, Herd& herd, places::Provider& places,
+template <typename Stream>
+Session::Session(Stream stream, std::uint64_t id, Herd& herd, places::Provider& places,
                  const ClientsConfig& clients)
     : id_(id),
       who_(fmt::format("client {}", id)),
       max_clock_skew_ms_(clients.max_clock_skew_ms),
       herd_(herd),
       places_(places),
-      connection_(std::move(socket), *this, herd.log(),
+      connection_(std::move(stream), *this, herd.log(),
                   {who_, std::chrono::milliseconds(clients.send_timeout_ms), true}) {}
 
+template Session::Session(tcp::socket, std::uint64_t, Herd&, places::Provider&,
+                          const ClientsConfig&);
+template Session::Session(TlsStream, std::uint64_t, Herd&, places::Provider&,
+                          const ClientsConfig&);
+
 void Session::start() {
-  asio::co_spawn(connection_.stream().get_executor(), run(shared_from_this()), asio::detached);
+  asio::co_spawn(connection_.executor(), run(shared_from_this()), asio::detached);
 }
 
 void Session::stop() {
-  asio::dispatch(connection_.stream().get_executor(),
+  asio::dispatch(connection_.executor(),
                  [self = shared_from_this()] { self->connection_.stop_reading(); });
 }
 
 void Session::confirmed(std::vector<std::uint64_t> replies) {
-  asio::dispatch(connection_.stream().get_executor(),
+  asio::dispatch(connection_.executor(),
                  [self = shared_from_this(), replies = std::move(replies)] {
                    for (auto reply : replies) self->complete(reply);
                    self->connection_.flush();
@@ -36,7 +42,7 @@ void Session::confirmed(std::vector<std::uint64_t> replies) {
 
 awaitable<void> Session::run([[maybe_unused]] std::shared_ptr<Session> self) {
   herd_.join(id_, weak_from_this());
-  herd_.log().event(who_, "connected from " + remote_address(connection_.stream()));
+  herd_.log().event(who_, "connected from " + remote_address(connection_.socket()));
   auto why = co_await connection_.run();
   herd_.leave(id_);
   if (!why.empty()) herd_.log().event(who_, why + "; disconnecting");
@@ -74,7 +80,7 @@ void Session::received(LineBuffer& input, Timestamp at, Input state) {
   }
   if (ops_.empty()) return connection_.flush();
   in_herd_ = true;
-  herd_.submit(ops_, id_, connection_.stream().get_executor(),
+  herd_.submit(ops_, id_, connection_.executor(),
                [self = shared_from_this()] { self->applied(); });
 }
 
@@ -129,7 +135,7 @@ void Session::look_up_places(StoreOp& op, Lookup lookup) {
     std::string text;
     text.reserve(at_line.size() + json.size() + 3);
     text.append(at_line).append("\n").append(json).append("\n\n");
-    asio::dispatch(self->connection_.stream().get_executor(),
+    asio::dispatch(self->connection_.executor(),
                    [self, reply, text = std::move(text)] {
                      self->complete(reply, text);
                      self->connection_.flush();

@@ -12,6 +12,7 @@
 #include "net.hpp"
 #include "places/provider.hpp"
 #include "reply_queue.hpp"
+#include "tls.hpp"
 
 namespace herd {
 
@@ -19,8 +20,10 @@ class Session : public std::enable_shared_from_this<Session>,
                 public ConfirmationListener,
                 private LineHandler {
  public:
-  // `socket` runs on the session's own strand.
-  Session(tcp::socket socket, std::uint64_t id, Herd& herd, places::Provider& places,
+  // `stream` (a tcp::socket, or a TlsStream after its handshake) runs on the session's own
+  // strand.
+  template <typename Stream>
+  Session(Stream stream, std::uint64_t id, Herd& herd, places::Provider& places,
           const ClientsConfig& clients);
 
   void start();
@@ -51,7 +54,7 @@ class Session : public std::enable_shared_from_this<Session>,
   std::int64_t max_clock_skew_ms_;
   Herd& herd_;
   places::Provider& places_;
-  Connection<tcp::socket> connection_;
+  AnyConnection connection_;
   ReplyQueue replies_;
   std::vector<StoreOp> ops_;     // the batch of the last read
   std::vector<Lookup> lookups_;  // parallel to ops_

@@ -30,12 +30,14 @@ def client_port_does_not_know_peers(server, herdctl):
     herd = Herd(server).start()
     try:
         herd.wait_linked()
+        links_up = herd.log("Welsh").count("peer Holiday - link up")
         result = herdctl_send(herdctl, herd, "Welsh", "PEER Holiday", FORGED)
         assert result.stdout == f"? PEER Holiday\n? {FORGED}\n", result.stdout
         assert result.returncode == 1
         for name in herd.names:
             assert herd.send(name, "WHATSAT evil.example 10 1").startswith("? "), name
-        assert "peer Holiday - link down" not in herd.log("Welsh")
+        assert herd.log("Welsh").count("peer Holiday - link up") == links_up
+        assert herd.linked("Welsh", "Holiday")
     finally:
         herd.stop()
 
