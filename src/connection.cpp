@@ -51,8 +51,15 @@ awaitable<std::string> Connection<Stream>::run() {
   asio::error_code ignored;
   auto& socket = stream_.lowest_layer();
   if (!closed_) {
-    socket.shutdown(tcp::socket::shutdown_send, ignored);
-    if (options_.linger && !saw_eof_) co_await linger();
+    if constexpr (!std::is_same_v<Stream, tcp::socket>) {
+      // TLS ends with close_notify both ways, so that the other side can tell the end from a
+      // cut; the wait for its close_notify is bounded like a linger.
+      asio::steady_timer deadline(stream_.get_executor(), linger_time);
+      co_await (stream_.async_shutdown(as_result) || deadline.async_wait(as_result));
+    } else {
+      socket.shutdown(tcp::socket::shutdown_send, ignored);
+      if (options_.linger && !saw_eof_) co_await linger();
+    }
   }
   closed_ = true;
   socket.close(ignored);
