@@ -51,6 +51,7 @@ commands:
 options:
   --config PATH         the herd's TOML file (default: herd.toml)
   --server-bin PATH     the herd-server program for `up` (default: the one next to herdctl)
+  --version             print herdctl's version
   -h, --help            show this help (also after a command)
 )";
 
@@ -90,6 +91,7 @@ struct Options {
   std::string command;
   std::vector<std::string> args;
   bool help = false;
+  bool version = false;
 };
 
 Options parse_options(int argc, char** argv) {
@@ -98,6 +100,8 @@ Options parse_options(int argc, char** argv) {
     std::string_view arg = argv[i];
     if (arg == "-h" || arg == "--help") {
       o.help = true;
+    } else if (arg == "--version") {
+      o.version = true;
     } else if (arg == "--config" || arg == "--server-bin") {
       if (i + 1 >= argc) fail(fmt::format("{} needs a value\n\n{}", arg, usage), 2);
       (arg == "--config" ? o.config : o.server_bin) = argv[++i];
@@ -379,6 +383,10 @@ int certs(const herd::Config& config, const std::vector<std::string>& args) {
 
 int main(int argc, char** argv) {
   auto options = parse_options(argc, argv);
+  if (options.version) {
+    fmt::print("herdctl {}\n", HERD_VERSION);
+    return 0;
+  }
   if (options.command.empty()) {
     fmt::print(options.help ? stdout : stderr, "{}", usage);
     return options.help ? 0 : 2;
