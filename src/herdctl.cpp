@@ -9,15 +9,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
-#include <iostream>
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -25,6 +27,7 @@
 #include "bench.hpp"
 #include "certs.hpp"
 #include "config.hpp"
+#include "send.hpp"
 
 namespace {
 
@@ -38,9 +41,10 @@ Starts a herd's servers and talks to them as a client would.
 commands:
   up [NAME...]          start the named servers (default: all) in the foreground,
                         wait until each listens, print where; Ctrl-C stops them all
-  send NAME [LINE...]   send the lines (or standard input's lines) to a server,
-                        print its full replies; exits 1 when the server cannot be
-                        reached or answers "?"
+  send [--json] TARGET [LINE...]
+                        send the lines (or standard input's lines) to a server (a
+                        name, or HOST:PORT), print its replies; exits 1 when the
+                        server cannot be reached or answers "?"; see send --help
   status                show which servers are listening
   certs [--dir DIR]     make a CA and a certificate and key per server for [tls];
                         see certs --help
@@ -49,8 +53,11 @@ commands:
                         print requests/s and latency; see bench --help
 
 options:
-  --config PATH         the herd's TOML file (default: herd.toml)
+  --config PATH         the herd's TOML file (default: ./herd.toml if there is
+                        one, else $HERD_CONFIG); `send` and `bench` to a
+                        HOST:PORT need none
   --server-bin PATH     the herd-server program for `up` (default: the one next to herdctl)
+  --version             print herdctl's version
   -h, --help            show this help (also after a command)
 )";
 
@@ -63,15 +70,33 @@ SIGHUP when its terminal closes) stops every server and waits for them to
 exit. A server that dies is reported; the others keep running.
 )";
 
-constexpr const char* send_usage = R"(usage: herdctl [--config PATH] send NAME [LINE...]
+constexpr const char* send_usage =
+    R"usage(usage: herdctl [--config PATH] send [--json] TARGET [LINE...]
 
-Connects to the server NAME as a client, sends each LINE (or, with none, every
-line of standard input), closes its sending side and prints everything the
-server answers until it closes the connection.
+Connects to TARGET as a client: a server's name in the config file, or
+HOST:PORT (no config file needed; an IPv6 host in brackets, [::1]:12000).
+Sends each LINE, or with none each line of standard input as it arrives, and
+prints each reply as soon as it is complete, in the order of the lines. Once
+the input ends it closes its sending side and waits for the last replies.
+
+options:
+  --json   print each reply as one JSON object on a line of its own:
+             {"server": NAME or HOST:PORT, "line": the line sent,
+              "at": the AT line (IAMAT, WHATSAT),
+              "places": the places JSON (WHATSAT)}
+           a reply "? ..." gives {"server", "line", "error": "? ..."}; places
+           that are not JSON give "error" and "places_text"; any other reply
+           gives "reply" with its text. Text that is not UTF-8 becomes U+FFFD.
 
 exit status: 0 when every line was answered, 1 when the server cannot be
-reached, does not answer within 10 s, or answers "?" to a line.
-)";
+reached, answers no line for 10 s while one is owed, closes with lines
+unanswered, or answers "?" to a line; 2 for a usage or config error.
+
+examples:
+  herdctl send Goloman "IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 $(date +%s.%N)"
+  herdctl send --json 127.0.0.1:12004 "WHATSAT kiwi.cs.ucla.edu 10 5" | jq .places.results
+  printf 'WHATSAT a 10 5\nWHATSAT b 10 5\n' | herdctl send --json Welsh
+)usage";
 
 constexpr const char* status_usage = R"(usage: herdctl [--config PATH] status
 
@@ -85,11 +110,13 @@ Exit status 0 when all listen, 1 otherwise.
 }
 
 struct Options {
-  std::string config = "herd.toml";
+  std::string config;  // as given; empty: found by find_config()
+  bool config_from_env = false;
   std::string server_bin;
   std::string command;
   std::vector<std::string> args;
   bool help = false;
+  bool version = false;
 };
 
 Options parse_options(int argc, char** argv) {
@@ -98,6 +125,8 @@ Options parse_options(int argc, char** argv) {
     std::string_view arg = argv[i];
     if (arg == "-h" || arg == "--help") {
       o.help = true;
+    } else if (arg == "--version") {
+      o.version = true;
     } else if (arg == "--config" || arg == "--server-bin") {
       if (i + 1 >= argc) fail(fmt::format("{} needs a value\n\n{}", arg, usage), 2);
       (arg == "--config" ? o.config : o.server_bin) = argv[++i];
@@ -113,22 +142,68 @@ Options parse_options(int argc, char** argv) {
   return o;
 }
 
-// A connected TCP socket to host:port, or an error message.
-std::optional<int> connect_to(const herd::ServerConfig& server, std::string& error) {
+// The config file: --config, else ./herd.toml, else $HERD_CONFIG. Fails saying where it looked.
+void find_config(Options& options) {
+  if (!options.config.empty()) return;
+  if (std::filesystem::exists("herd.toml")) {
+    options.config = "herd.toml";
+    return;
+  }
+  if (const char* named = std::getenv("HERD_CONFIG"); named && *named) {
+    options.config = named;
+    options.config_from_env = true;
+    return;
+  }
+  std::error_code ec;
+  auto here = std::filesystem::current_path(ec);
+  fail(fmt::format("no config file: there is no herd.toml in the current directory ({}) and "
+                   "HERD_CONFIG is not set; name the herd's file with --config PATH (or "
+                   "HERD_CONFIG=PATH)",
+                   ec ? "?" : here.string()),
+       2);
+}
+
+herd::Config load_config(Options& options) {
+  find_config(options);
+  try {
+    return herd::load_config(options.config);
+  } catch (const herd::ConfigError& e) {
+    fail(fmt::format("{}{}", e.what(), options.config_from_env ? " (named by HERD_CONFIG)" : ""),
+         2);
+  }
+}
+
+// "host:port", or "[host]:port" for an IPv6 address.
+std::string address_of(const std::string& host, const std::string& port) {
+  return host.find(':') == std::string::npos ? fmt::format("{}:{}", host, port)
+                                             : fmt::format("[{}]:{}", host, port);
+}
+
+// A connected non-blocking TCP socket to host:port (within 10 s), or an error message.
+std::optional<int> connect_to(const std::string& host, const std::string& port,
+                              std::string& error) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* found = nullptr;
-  auto port = std::to_string(server.port);
-  if (int rc = getaddrinfo(server.host.c_str(), port.c_str(), &hints, &found); rc != 0) {
+  if (int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rc != 0) {
     error = gai_strerror(rc);
     return std::nullopt;
   }
   std::optional<int> result;
   for (auto* a = found; a && !result; a = a->ai_next) {
-    int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
     if (fd < 0) continue;
-    if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
+    int rc = connect(fd, a->ai_addr, a->ai_addrlen);
+    if (rc < 0 && errno == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      int soerror = ETIMEDOUT;
+      socklen_t length = sizeof soerror;
+      if (poll(&p, 1, 10'000) == 1) getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerror, &length);
+      errno = soerror;
+      rc = soerror == 0 ? 0 : -1;
+    }
+    if (rc == 0) {
       result = fd;
     } else {
       error = std::strerror(errno);
@@ -141,7 +216,7 @@ std::optional<int> connect_to(const herd::ServerConfig& server, std::string& err
 
 bool listening(const herd::ServerConfig& server) {
   std::string error;
-  auto fd = connect_to(server, error);
+  auto fd = connect_to(server.host, std::to_string(server.port), error);
   if (fd) close(*fd);
   return fd.has_value();
 }
@@ -150,43 +225,6 @@ std::string neighbors_of(const herd::ServerConfig& server) {
   std::string text;
   for (const auto& n : server.neighbors) text += (text.empty() ? "" : ", ") + n;
   return text.empty() ? "-" : text;
-}
-
-int send(const herd::Config& config, const std::vector<std::string>& args) {
-  if (args.empty()) fail(fmt::format("send: which server?\n\n{}", send_usage), 2);
-  const auto& server = config.server(args[0]);
-  std::string request;
-  if (args.size() > 1) {
-    for (std::size_t i = 1; i < args.size(); ++i) request += args[i] + "\n";
-  } else {
-    for (std::string line; std::getline(std::cin, line);) request += line + "\n";
-  }
-  std::string error;
-  auto fd = connect_to(server, error);
-  if (!fd)
-    fail(fmt::format("cannot reach {} at {}:{}: {}", server.name, server.host, server.port, error));
-  for (std::size_t sent = 0; sent < request.size();) {
-    auto n = write(*fd, request.data() + sent, request.size() - sent);
-    if (n <= 0) fail(fmt::format("writing to {}: {}", server.name, std::strerror(errno)));
-    sent += static_cast<std::size_t>(n);
-  }
-  shutdown(*fd, SHUT_WR);
-
-  std::string reply;
-  char buffer[64 * 1024];
-  for (;;) {
-    pollfd p{*fd, POLLIN, 0};
-    if (poll(&p, 1, 10'000) == 0)
-      fail(fmt::format("{} did not finish answering within 10 s", server.name));
-    auto n = read(*fd, buffer, sizeof buffer);
-    if (n < 0) fail(fmt::format("reading from {}: {}", server.name, std::strerror(errno)));
-    if (n == 0) break;
-    reply.append(buffer, static_cast<std::size_t>(n));
-  }
-  close(*fd);
-  fmt::print("{}", reply);
-  bool refused = reply.starts_with("? ") || reply.find("\n? ") != std::string::npos;
-  return refused ? 1 : 0;
 }
 
 int status(const herd::Config& config) {
@@ -201,28 +239,221 @@ int status(const herd::Config& config) {
   return all ? 0 : 1;
 }
 
-// HOST:PORT as given (an IPv6 host in brackets), or the address of the config's server of that
-// name; server names have no ':'.
-herd::bench::Endpoint endpoint_of(const std::string& target, const std::string& config_path) {
+// HOST:PORT as given (an IPv6 host in brackets), with no config file; or the address of the
+// config's server of that name (server names have no ':').
+herd::bench::Endpoint endpoint_of(const std::string& target, Options& options) {
   if (auto colon = target.rfind(':'); colon != std::string::npos) {
     auto host = target.substr(0, colon);
     if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
       host = host.substr(1, host.size() - 2);
     return {host.empty() ? "127.0.0.1" : host, target.substr(colon + 1), ""};
   }
-  auto config = herd::load_config(config_path);
+  auto config = load_config(options);
   const auto& server = config.server(target);
   return {server.host, std::to_string(server.port), server.name};
 }
 
-int bench(const Options& options) {
+int bench(Options& options) {
   herd::bench::Options bench_options;
   try {
     bench_options = herd::bench::parse_options(options.args);
   } catch (const herd::bench::UsageError& e) {
     fail(fmt::format("bench: {}\n\n{}", e.what(), herd::bench::usage), 2);
   }
-  return herd::bench::run(bench_options, endpoint_of(bench_options.target, options.config));
+  return herd::bench::run(bench_options, endpoint_of(bench_options.target, options));
+}
+
+// What `send` talks over: a TCP socket. A TLS stream would offer the same operations, on
+// the same non-blocking descriptor.
+class TcpStream {
+ public:
+  explicit TcpStream(int fd) : fd_(fd) {}
+  TcpStream(const TcpStream&) = delete;
+  TcpStream& operator=(const TcpStream&) = delete;
+  ~TcpStream() { close(fd_); }
+
+  int fd() const { return fd_; }
+  // As read() and write(): bytes moved, 0 at EOF, -1 with errno (EAGAIN: try when poll says).
+  ssize_t read_some(char* data, std::size_t size) { return read(fd_, data, size); }
+  ssize_t write_some(const char* data, std::size_t size) {
+    return ::send(fd_, data, size, MSG_NOSIGNAL);
+  }
+  // Tells the server no more lines come: it answers the rest, then closes.
+  void finish_sending() { shutdown(fd_, SHUT_WR); }
+
+ private:
+  int fd_;
+};
+
+struct SendOptions {
+  bool json = false;
+  std::string target;
+  std::vector<std::string> lines;  // empty: standard input's
+};
+
+SendOptions parse_send_options(const std::vector<std::string>& args) {
+  SendOptions o;
+  std::size_t i = 0;
+  for (; i < args.size() && args[i].starts_with("-"); ++i) {
+    if (args[i] != "--json")
+      fail(fmt::format("send: unknown option {}\n\n{}", args[i], send_usage), 2);
+    o.json = true;
+  }
+  if (i == args.size()) fail(fmt::format("send: which server?\n\n{}", send_usage), 2);
+  o.target = args[i];
+  // A LINE with newlines in it is several lines.
+  for (++i; i < args.size(); ++i) {
+    std::string_view text = args[i];
+    for (auto end = text.find('\n'); end != std::string_view::npos; end = text.find('\n')) {
+      o.lines.emplace_back(text.substr(0, end));
+      text.remove_prefix(end + 1);
+    }
+    if (!text.empty() || args[i].empty()) o.lines.emplace_back(text);
+  }
+  return o;
+}
+
+// The lines of standard input, as they arrive (from a pipe, a terminal or a file).
+class StdinLines {
+ public:
+  bool done() const { return done_; }
+  // Reads what is there (poll says it is); a last line without its newline counts at EOF.
+  std::vector<std::string> read_some() {
+    char buffer[64 * 1024];
+    auto n = read(STDIN_FILENO, buffer, sizeof buffer);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return {};
+    if (n < 0) fail(fmt::format("reading standard input: {}", std::strerror(errno)));
+    partial_.append(buffer, static_cast<std::size_t>(n));
+    std::vector<std::string> lines;
+    std::size_t start = 0;
+    for (auto end = partial_.find('\n'); end != std::string::npos;
+         start = end + 1, end = partial_.find('\n', start))
+      lines.push_back(partial_.substr(start, end - start));
+    partial_.erase(0, start);
+    if (n == 0) {
+      done_ = true;
+      if (!partial_.empty()) lines.push_back(std::exchange(partial_, {}));
+    }
+    return lines;
+  }
+
+ private:
+  std::string partial_;
+  bool done_ = false;
+};
+
+// Prints each reply as the server sent it, or as one line of JSON.
+class ReplyPrinter {
+ public:
+  ReplyPrinter(std::string server, bool json) : server_(std::move(server)), json_(json) {}
+  void print(const std::vector<herd::send::Reply>& replies) {
+    for (const auto& reply : replies) {
+      refused_ = refused_ || reply.text.starts_with("? ");
+      if (json_)
+        fmt::print("{}\n", herd::send::json_reply(server_, reply));
+      else
+        fmt::print("{}", reply.text);
+    }
+    if (!replies.empty()) std::fflush(stdout);
+  }
+  bool refused() const { return refused_; }
+
+ private:
+  std::string server_;
+  bool json_;
+  bool refused_ = false;
+};
+
+int milliseconds_until(Clock::time_point deadline) {
+  auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  return static_cast<int>(std::max<decltype(left)>(0, left));
+}
+
+// Sends the lines as they come and prints the replies as they complete, until the input has
+// ended and the server has answered and closed. Returns the exit status.
+template <typename Stream>
+int exchange(Stream& stream, const std::string& server, SendOptions options) {
+  constexpr auto reply_timeout = 10s;
+  constexpr std::size_t max_unsent = 1 << 20;  // read no more input until the server takes this
+  herd::send::ReplySplitter splitter;
+  ReplyPrinter printer(server, options.json);
+  StdinLines input;
+  bool from_stdin = options.lines.empty();
+  std::string unsent;
+  auto last_heard = Clock::now();  // from the server, since a reply was owed
+  auto queue = [&](std::vector<std::string> lines) {
+    if (!lines.empty() && splitter.unanswered() == 0) last_heard = Clock::now();
+    for (auto& line : lines) {
+      unsent += line + "\n";
+      splitter.sent(std::move(line));
+    }
+  };
+  queue(std::move(options.lines));
+  bool sending = true;  // until the input has ended and all is sent, or the server refuses more
+  for (;;) {
+    bool input_over = !from_stdin || input.done();
+    if (sending && input_over && unsent.empty()) {
+      stream.finish_sending();
+      sending = false;
+    }
+    pollfd fds[2] = {{stream.fd(), POLLIN, 0}, {-1, POLLIN, 0}};
+    if (sending && !unsent.empty()) fds[0].events |= POLLOUT;
+    if (sending && !input_over && unsent.size() < max_unsent) fds[1].fd = STDIN_FILENO;
+    // Waiting for input with no reply owed takes as long as it takes; waiting for the server
+    // does not.
+    bool owed = splitter.unanswered() > 0 || !sending;
+    int ready = poll(fds, 2, owed ? milliseconds_until(last_heard + reply_timeout) : -1);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready == 0 && splitter.unanswered() > 0)
+      fail(fmt::format("{} answered nothing for {} s with {} line(s) unanswered", server,
+                       reply_timeout.count(), splitter.unanswered()));
+    if (ready == 0)
+      fail(fmt::format("{} did not close the connection within {} s of its last reply", server,
+                       reply_timeout.count()));
+    if (fds[1].revents) queue(input.read_some());
+    if (fds[0].revents & POLLOUT) {
+      auto n = stream.write_some(unsent.data(), unsent.size());
+      if (n > 0)
+        unsent.erase(0, static_cast<std::size_t>(n));
+      else if (errno != EAGAIN && errno != EINTR)
+        sending = false;  // the server closed: what it did answer is still read below
+    }
+    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+      char buffer[64 * 1024];
+      auto n = stream.read_some(buffer, sizeof buffer);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      if (n <= 0) break;
+      last_heard = Clock::now();
+      printer.print(splitter.received({buffer, static_cast<std::size_t>(n)}));
+    }
+  }
+  if (!options.json) fmt::print("{}", splitter.rest());  // a reply cut short, as it came
+  std::fflush(stdout);
+  if (splitter.unanswered() > 0) {
+    fmt::print(stderr, "herdctl: {} closed the connection with {} line(s) unanswered\n", server,
+               splitter.unanswered());
+    return 1;
+  }
+  if (from_stdin && !input.done()) {
+    fmt::print(stderr, "herdctl: {} closed the connection before the input ended\n", server);
+    return 1;
+  }
+  return printer.refused() ? 1 : 0;
+}
+
+int send(Options& options) {
+  auto send_options = parse_send_options(options.args);
+  auto endpoint = endpoint_of(send_options.target, options);
+  auto address = address_of(endpoint.host, endpoint.port);
+  auto server = endpoint.name.empty() ? send_options.target : endpoint.name;
+  std::string error;
+  auto fd = connect_to(endpoint.host, endpoint.port, error);
+  if (!fd) {
+    if (endpoint.name.empty()) fail(fmt::format("cannot reach {}: {}", address, error));
+    fail(fmt::format("cannot reach {} at {}: {}", endpoint.name, address, error));
+  }
+  TcpStream stream(*fd);
+  return exchange(stream, server, std::move(send_options));
 }
 
 std::string find_server_bin(const std::string& given) {
@@ -379,6 +610,10 @@ int certs(const herd::Config& config, const std::vector<std::string>& args) {
 
 int main(int argc, char** argv) {
   auto options = parse_options(argc, argv);
+  if (options.version) {
+    fmt::print("herdctl {}\n", HERD_VERSION);
+    return 0;
+  }
   if (options.command.empty()) {
     fmt::print(options.help ? stdout : stderr, "{}", usage);
     return options.help ? 0 : 2;
@@ -399,13 +634,15 @@ int main(int argc, char** argv) {
     return 0;
   }
   try {
-    if (options.command == "bench") return bench(options);  // HOST:PORT needs no config
-    auto config = herd::load_config(options.config);
+    // A HOST:PORT target needs no config file.
+    if (options.command == "bench") return bench(options);
+    if (options.command == "send") return send(options);
+    if (options.command != "up" && options.command != "status" && options.command != "certs")
+      fail(fmt::format("unknown command \"{}\"\n\n{}", options.command, usage), 2);
+    auto config = load_config(options);
     if (options.command == "up") return up(config, options);
-    if (options.command == "send") return send(config, options.args);
     if (options.command == "status") return status(config);
-    if (options.command == "certs") return certs(config, options.args);
-    fail(fmt::format("unknown command \"{}\"\n\n{}", options.command, usage), 2);
+    return certs(config, options.args);
   } catch (const herd::ConfigError& e) {
     fail(e.what(), 2);
   }

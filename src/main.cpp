@@ -22,6 +22,7 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr const char* usage = R"(usage: herd-server [--config PATH] [--threads N] SERVER_NAME
+       herd-server --version
 
 Runs one server of the herd described in the config file (default ./herd.toml):
 listens on its port, answers IAMAT and WHATSAT, and floods location updates
@@ -30,6 +31,7 @@ to the servers it talks with.
 options:
   --config PATH   the herd's TOML file (default: herd.toml)
   --threads N     threads running the event loop (default: 1)
+  --version       print herd-server's version
   -h, --help      show this help
 
 SIGINT or SIGTERM stops accepting, answers what was already received, flushes
@@ -58,6 +60,9 @@ Options parse_options(int argc, char** argv) {
     };
     if (arg == "-h" || arg == "--help") {
       fmt::print("{}", usage);
+      std::exit(0);
+    } else if (arg == "--version") {
+      fmt::print("herd-server {}\n", HERD_VERSION);
       std::exit(0);
     } else if (arg == "--config") {
       options.config = value(arg);
