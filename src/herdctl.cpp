@@ -24,6 +24,10 @@
 
 #include <fmt/format.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
 #include "bench.hpp"
 #include "certs.hpp"
 #include "config.hpp"
@@ -71,7 +75,7 @@ exit. A server that dies is reported; the others keep running.
 )";
 
 constexpr const char* send_usage =
-    R"usage(usage: herdctl [--config PATH] send [--json] TARGET [LINE...]
+    R"usage(usage: herdctl [--config PATH] send [--json] [--tls [--ca FILE]] TARGET [LINE...]
 
 Connects to TARGET as a client: a server's name in the config file, or
 HOST:PORT (no config file needed; an IPv6 host in brackets, [::1]:12000).
@@ -87,6 +91,10 @@ options:
            a reply "? ..." gives {"server", "line", "error": "? ..."}; places
            that are not JSON give "error" and "places_text"; any other reply
            gives "reply" with its text. Text that is not UTF-8 becomes U+FFFD.
+  --tls    connect over TLS: to the server's tls_port (a name), or to HOST:PORT;
+           the server's certificate must chain to [tls] ca of the config (or
+           --ca FILE) and name the server (or HOST)
+  --ca FILE  the CA certificate for --tls (default: [tls] ca of the config)
 
 exit status: 0 when every line was answered, 1 when the server cannot be
 reached, answers no line for 10 s while one is owed, closes with lines
@@ -161,6 +169,12 @@ void find_config(Options& options) {
                    "HERD_CONFIG=PATH)",
                    ec ? "?" : here.string()),
        2);
+}
+
+// Whether find_config() would find a file.
+bool find_config_quietly(const Options& options) {
+  const char* named = std::getenv("HERD_CONFIG");
+  return !options.config.empty() || std::filesystem::exists("herd.toml") || (named && *named);
 }
 
 herd::Config load_config(Options& options) {
@@ -280,13 +294,114 @@ class TcpStream {
   }
   // Tells the server no more lines come: it answers the rest, then closes.
   void finish_sending() { shutdown(fd_, SHUT_WR); }
+  // Whether bytes wait to be read that poll() cannot see.
+  bool has_buffered() const { return false; }
 
  private:
   int fd_;
 };
 
+// The same over TLS (OpenSSL on the non-blocking socket), after a handshake that checks the
+// server's certificate against the CA and the name it must carry.
+class TlsStream {
+ public:
+  TlsStream(int fd, const std::string& ca, const std::string& name) : fd_(fd) {
+    context_ = SSL_CTX_new(TLS_client_method());
+    if (!context_) fail("TLS: cannot make a context");
+    SSL_CTX_set_min_proto_version(context_, TLS1_3_VERSION);
+    if (SSL_CTX_load_verify_locations(context_, ca.c_str(), nullptr) != 1)
+      fail(fmt::format("TLS: cannot use {} as the CA certificate: {}", ca, openssl_error()));
+    SSL_CTX_set_verify(context_, SSL_VERIFY_PEER, nullptr);
+    ssl_ = SSL_new(context_);
+    SSL_set_fd(ssl_, fd);
+    SSL_set_mode(ssl_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    auto* param = SSL_get0_param(ssl_);
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_WILDCARDS);
+    if (X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str()) != 1) {
+      SSL_set1_host(ssl_, name.c_str());
+      SSL_set_tlsext_host_name(ssl_, name.c_str());
+    }
+  }
+  TlsStream(const TlsStream&) = delete;
+  TlsStream& operator=(const TlsStream&) = delete;
+  ~TlsStream() {
+    SSL_free(ssl_);
+    SSL_CTX_free(context_);
+    close(fd_);
+  }
+
+  // Returns an error message, or empty once the handshake is done.
+  std::string handshake(Clock::time_point deadline) {
+    for (;;) {
+      ERR_clear_error();
+      int rc = SSL_connect(ssl_);
+      if (rc == 1) return {};
+      int error = SSL_get_error(ssl_, rc);
+      if (error != SSL_ERROR_WANT_READ && error != SSL_ERROR_WANT_WRITE) {
+        auto result = SSL_get_verify_result(ssl_);
+        if (result != X509_V_OK)
+          return fmt::format("its certificate was refused: {}",
+                             X509_verify_cert_error_string(result));
+        return "TLS handshake failed: " + openssl_error();
+      }
+      pollfd p{fd_, static_cast<short>(error == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT), 0};
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      if (left <= 0 || poll(&p, 1, static_cast<int>(left)) == 0)
+        return "no TLS handshake within 10 s";
+    }
+  }
+
+  int fd() const { return fd_; }
+  ssize_t read_some(char* data, std::size_t size) {
+    std::size_t total = 0;
+    while (total < size) {
+      ERR_clear_error();
+      int n = SSL_read(ssl_, data + total, static_cast<int>(std::min<std::size_t>(size - total, 1 << 30)));
+      if (n > 0) {
+        total += static_cast<std::size_t>(n);
+        continue;
+      }
+      int error = SSL_get_error(ssl_, n);
+      if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) break;
+      // close_notify, or the connection ended without one: the end either way.
+      if (total > 0) return static_cast<ssize_t>(total);
+      return 0;
+    }
+    if (total > 0) return static_cast<ssize_t>(total);
+    errno = EAGAIN;
+    return -1;
+  }
+  ssize_t write_some(const char* data, std::size_t size) {
+    ERR_clear_error();
+    int n = SSL_write(ssl_, data, static_cast<int>(std::min<std::size_t>(size, 1 << 30)));
+    if (n > 0) return n;
+    int error = SSL_get_error(ssl_, n);
+    errno = error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE ? EAGAIN : EPIPE;
+    return -1;
+  }
+  // close_notify, then the TCP half-close: TLS 1.3 lets the server go on answering.
+  void finish_sending() {
+    SSL_shutdown(ssl_);
+    shutdown(fd_, SHUT_WR);
+  }
+  bool has_buffered() const { return SSL_pending(ssl_) > 0; }
+
+ private:
+  static std::string openssl_error() {
+    char text[256] = "unknown error";
+    if (auto code = ERR_get_error()) ERR_error_string_n(code, text, sizeof text);
+    return text;
+  }
+
+  int fd_;
+  SSL_CTX* context_ = nullptr;
+  SSL* ssl_ = nullptr;
+};
+
 struct SendOptions {
   bool json = false;
+  bool tls = false;
+  std::string ca;  // --ca; empty: the config's [tls] ca
   std::string target;
   std::vector<std::string> lines;  // empty: standard input's
 };
@@ -295,10 +410,17 @@ SendOptions parse_send_options(const std::vector<std::string>& args) {
   SendOptions o;
   std::size_t i = 0;
   for (; i < args.size() && args[i].starts_with("-"); ++i) {
-    if (args[i] != "--json")
+    if (args[i] == "--json") {
+      o.json = true;
+    } else if (args[i] == "--tls") {
+      o.tls = true;
+    } else if (args[i] == "--ca" && i + 1 < args.size()) {
+      o.ca = args[++i];
+    } else {
       fail(fmt::format("send: unknown option {}\n\n{}", args[i], send_usage), 2);
-    o.json = true;
+    }
   }
+  if (!o.ca.empty() && !o.tls) fail(fmt::format("send: --ca goes with --tls\n\n{}", send_usage), 2);
   if (i == args.size()) fail(fmt::format("send: which server?\n\n{}", send_usage), 2);
   o.target = args[i];
   // A LINE with newlines in it is several lines.
@@ -402,7 +524,10 @@ int exchange(Stream& stream, const std::string& server, SendOptions options) {
     // Waiting for input with no reply owed takes as long as it takes; waiting for the server
     // does not.
     bool owed = splitter.unanswered() > 0 || !sending;
-    int ready = poll(fds, 2, owed ? milliseconds_until(last_heard + reply_timeout) : -1);
+    bool buffered = stream.has_buffered();
+    int ready = poll(fds, 2,
+                     buffered ? 0 : owed ? milliseconds_until(last_heard + reply_timeout) : -1);
+    if (buffered) fds[0].revents |= POLLIN, ready = std::max(ready, 1);
     if (ready < 0 && errno == EINTR) continue;
     if (ready == 0 && splitter.unanswered() > 0)
       fail(fmt::format("{} answered nothing for {} s with {} line(s) unanswered", server,
@@ -444,6 +569,28 @@ int exchange(Stream& stream, const std::string& server, SendOptions options) {
 int send(Options& options) {
   auto send_options = parse_send_options(options.args);
   auto endpoint = endpoint_of(send_options.target, options);
+  std::string ca = send_options.ca;
+  if (send_options.tls && (ca.empty() || !endpoint.name.empty())) {
+    // The CA and the TLS port come from the config.
+    bool named = !endpoint.name.empty();
+    if (!named && !find_config_quietly(options))
+      fail("send --tls: which CA? Give --ca FILE, or a config file with [tls]", 2);
+    auto config = load_config(options);
+    if (ca.empty()) {
+      if (!config.tls.enabled())
+        fail(fmt::format("send --tls: {} has no [tls] table; give --ca FILE", config.file.string()),
+             2);
+      ca = config.tls.ca.string();
+    }
+    if (named) {
+      const auto& server = config.server(endpoint.name);
+      if (!server.tls_port)
+        fail(fmt::format("send --tls: servers.{} has no tls_port in {}", server.name,
+                         config.file.string()),
+             2);
+      endpoint.port = std::to_string(server.tls_port);
+    }
+  }
   auto address = address_of(endpoint.host, endpoint.port);
   auto server = endpoint.name.empty() ? send_options.target : endpoint.name;
   std::string error;
@@ -452,7 +599,13 @@ int send(Options& options) {
     if (endpoint.name.empty()) fail(fmt::format("cannot reach {}: {}", address, error));
     fail(fmt::format("cannot reach {} at {}: {}", endpoint.name, address, error));
   }
-  TcpStream stream(*fd);
+  if (!send_options.tls) {
+    TcpStream stream(*fd);
+    return exchange(stream, server, std::move(send_options));
+  }
+  TlsStream stream(*fd, ca, endpoint.name.empty() ? endpoint.host : endpoint.name);
+  if (auto failed = stream.handshake(Clock::now() + 10s); !failed.empty())
+    fail(fmt::format("cannot reach {} at {} over TLS: {}", server, address, failed));
   return exchange(stream, server, std::move(send_options));
 }
 
