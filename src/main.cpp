@@ -95,7 +95,7 @@ herd::awaitable<void> reopen_log_on_hangup(herd::Log& log, asio::signal_set& han
     if (error) co_return;
     log.event("server", "SIGHUP received; reopening the log file");
     if (auto failed = log.reopen())
-      log.event("server", fmt::format("{}; still writing to the old file", *failed));
+      log.warning("server", fmt::format("{}; still writing to the old file", *failed));
     else
       log.event("server", fmt::format("log file reopened ({} listening on {}:{})", self.name,
                                       self.host, self.port));
@@ -130,7 +130,7 @@ int run(const Options& options) {
   auto config = herd::load_config(options.config);
   const auto& self = config.server(options.server);
   auto descriptors = raise_descriptor_limit();
-  herd::Log log(config.log_dir / (self.name + ".log"));
+  herd::Log log(config.log_dir / (self.name + ".log"), config.log_level);
   asio::io_context io(options.threads);
   auto places = herd::places::make_provider(config.places, io, log);
   herd::Herd herd(io, config, self, log);
@@ -180,6 +180,7 @@ int run(const Options& options) {
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGXFSZ, SIG_IGN);  // a log past the file size limit fails its writes, not the server
   auto options = parse_options(argc, argv);
   try {
     return run(options);
