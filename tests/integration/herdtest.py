@@ -115,7 +115,8 @@ def split_whatsat(reply):
 class Herd:
     """Servers from a generated herd.toml on free ports, each a child process."""
 
-    def __init__(self, binary, links=None, places=None, extra_env=None, threads=None, extra_toml=""):
+    def __init__(self, binary, links=None, places=None, extra_env=None, threads=None, extra_toml="",
+                 log_level=None):
         self.binary = binary
         self.links = links or ORIGINAL_LINKS
         self.dir = scratch_dir("herd-test-")
@@ -131,6 +132,8 @@ class Herd:
             f.write(places or '[places]\nprovider = "geonames"\n')
             f.write(extra_toml)
             f.write('\n[log]\ndir = "logs"\n')
+            if log_level:
+                f.write(f'level = "{log_level}"\n')
             for name, talks in self.links.items():
                 f.write(f"\n[servers.{name}]\nport = {self.ports[name]}\n")
                 f.write("talks_with = [" + ", ".join(f'"{t}"' for t in talks) + "]\n")
