@@ -44,7 +44,8 @@ class LineBuffer {
     for (;;) {
       if (skipping_) {
         auto nl = std::memchr(data_.data() + scan_, '\n', end_ - scan_);
-        begin_ = scan_ = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - data_.data()) + 1 : end_;
+        begin_ = scan_ =
+            nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - data_.data()) + 1 : end_;
         if (!nl) return std::nullopt;
         skipping_ = false;
       }

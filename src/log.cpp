@@ -303,8 +303,7 @@ std::size_t Log::write_fully(const char* data, std::size_t size, int& error) {
 bool Log::write_lost_count() {
   stamp(now());
   auto line = fmt::format("{}{}log - {} entries lost: the log file could not be written ({})\n",
-                          file_mid_line_ ? "\n" : "", stamp_, lost_,
-                          std::strerror(failed_errno_));
+                          file_mid_line_ ? "\n" : "", stamp_, lost_, std::strerror(failed_errno_));
   int error = 0;
   auto done = write_fully(line.data(), line.size(), error);
   if (done > 0) file_mid_line_ = line[done - 1] != '\n';

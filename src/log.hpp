@@ -50,8 +50,8 @@ class Log {
 
  private:
   // `replies`: an entry runs to the end of a WHATSAT reply, not of its first line.
-  void append(std::string_view who, std::string_view direction, std::string_view text,
-              Timestamp at, bool replies = false);
+  void append(std::string_view who, std::string_view direction, std::string_view text, Timestamp at,
+              bool replies = false);
   void stamp(Timestamp at);
   char* room_for(std::size_t bytes);  // where `bytes` more can be written into the buffer
   // Writes the buffer out: all of it, or up to where the file reaches a write_alignment boundary.
@@ -70,9 +70,9 @@ class Log {
   std::unique_ptr<char[]> buffer_;
   std::size_t used_ = 0, capacity_ = 0;
   std::int64_t stamp_second_ = -1;
-  std::uint64_t lost_ = 0;       // entries dropped since writing last failed, not yet reported
-  int failed_errno_ = 0;         // why writing failed; 0 while it works
-  bool file_mid_line_ = false;   // a write that failed part way left half an entry in the file
+  std::uint64_t lost_ = 0;      // entries dropped since writing last failed, not yet reported
+  int failed_errno_ = 0;        // why writing failed; 0 while it works
+  bool file_mid_line_ = false;  // a write that failed part way left half an entry in the file
   char stamp_[32] = {};
 };
 

@@ -88,9 +88,10 @@ class PeerLink::Live : public LineHandler {
     }
     if (auto skipped = input.refused() - refused) {
       traffic.refused += skipped;
-      log.warning(link.who_, fmt::format("refused {} longer than {} bytes; skipped to its end",
-                                         skipped == 1 ? "a line" : fmt::format("{} lines", skipped),
-                                         max_line_bytes));
+      log.warning(
+          link.who_,
+          fmt::format("refused {} longer than {} bytes, whole; the link stays up",
+                      skipped == 1 ? "a line" : fmt::format("{} lines", skipped), max_line_bytes));
     }
     link.host_.handled_batch();
   }
@@ -243,8 +244,8 @@ awaitable<void> PeerLink::dial() {
     if (stopped_) break;
     std::string buffered;
     if (error) {
-      host_.peer_log().warning(who_, fmt::format("cannot connect to {}: {}; retrying in {} ms", where,
-                                               error.message(), backoff.count()));
+      host_.peer_log().warning(who_, fmt::format("cannot connect to {}: {}; retrying in {} ms",
+                                                 where, error.message(), backoff.count()));
     } else if (co_await handshake(socket, buffered)) {
       host_.peer_log().event(who_, fmt::format("connected to {}", where));
       backoff = first_retry;

@@ -21,8 +21,8 @@ void check(bool ok) {
 }
 
 bool same(const herd::At& a, const herd::At& b) {
-  return a.server == b.server && a.diff == b.diff && a.client == b.client &&
-         a.coords == b.coords && a.time == b.time && a.client_time == b.client_time;
+  return a.server == b.server && a.diff == b.diff && a.client == b.client && a.coords == b.coords &&
+         a.time == b.time && a.client_time == b.client_time;
 }
 
 void one_peer_line(std::string_view line) {

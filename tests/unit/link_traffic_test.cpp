@@ -28,7 +28,7 @@ TEST_CASE("a link's traffic is one line every few seconds, and only when there w
   traffic.in.records = traffic.in.puts = 1;
   traffic.in.bytes = 70;
   traffic.refused = 2;
-  CHECK_FALSE(traffic.summary(start + 6s));  // 1 s after the last summary
+  CHECK_FALSE(traffic.summary(start + 6s));   // 1 s after the last summary
   CHECK(traffic.summary(start + 6s, true) ==  // the link went down: what is left, at once
         "traffic in 1.0 s: received 1 records (1 PUTs, 0 changed the store), 0 ACKs, 70 bytes, "
         "2 refused; sent 0 records (0 PUTs), 0 ACKs, 0 bytes");

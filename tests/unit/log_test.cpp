@@ -189,8 +189,9 @@ TEST_CASE("a WHATSAT reply is one entry, its newlines escaped", "[log]") {
   std::filesystem::remove_all(dir);
   {
     herd::Log log(dir / "A.log");
-    log.sent("client 1",
-             "AT A +0.1 k +1+1 1\n{\n   \"results\" : []\n}\n\n? WHATSAT x 1 1\nAT A +0.2 k +1+1 2\n");
+    log.sent(
+        "client 1",
+        "AT A +0.1 k +1+1 1\n{\n   \"results\" : []\n}\n\n? WHATSAT x 1 1\nAT A +0.2 k +1+1 2\n");
   }
   CHECK(entries_of(dir / "A.log") ==
         std::vector<std::string>{
@@ -220,9 +221,9 @@ TEST_CASE("the level decides what is logged", "[log]") {
         entries{"client 1 < IAMAT k +1+1 1", "client 1 > AT A +0.1 k +1+1 1",
                 "peer B < PUT 1 AT A +0.1 k +1+1 1", "peer B > ACK 1", "peer B - link up",
                 "peer B - link down"});
-  CHECK(log_at(herd::LogLevel::info) ==
-        entries{"client 1 < IAMAT k +1+1 1", "client 1 > AT A +0.1 k +1+1 1",
-                "peer B - link up", "peer B - link down"});
+  CHECK(log_at(herd::LogLevel::info) == entries{"client 1 < IAMAT k +1+1 1",
+                                                "client 1 > AT A +0.1 k +1+1 1", "peer B - link up",
+                                                "peer B - link down"});
   CHECK(log_at(herd::LogLevel::warn) == entries{"peer B - link down"});
   herd::Log log(dir / "x.log", herd::LogLevel::info);
   CHECK(log.logs(herd::LogLevel::info));
