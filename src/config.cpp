@@ -129,6 +129,15 @@ void read_places(const Reader& r, const toml::table& t, const std::filesystem::p
     places.max_concurrent = static_cast<int>(r.integer(*n, "places.max_concurrent", 1, 1024));
 }
 
+LogLevel read_log_level(const Reader& r, const toml::node& node) {
+  auto value = r.string(node, "log.level");
+  if (value == "debug") return LogLevel::debug;
+  if (value == "info") return LogLevel::info;
+  if (value == "warn") return LogLevel::warn;
+  r.fail(node.source(), "log.level",
+         fmt::format("unknown level \"{}\" (expected \"debug\", \"info\" or \"warn\")", value));
+}
+
 struct ServerEntry {
   ServerConfig config;
   toml::source_region where;
@@ -302,12 +311,13 @@ Config parse_config(std::string_view text, const std::filesystem::path& file) {
   }
   if (auto n = root.get("log")) {
     const auto& t = r.table(*n, "log");
-    r.only_keys(t, "log", {"dir"});
+    r.only_keys(t, "log", {"dir", "level"});
     if (auto dir = t.get("dir")) {
       auto value = r.string(*dir, "log.dir");
       if (value.empty()) r.fail(dir->source(), "log.dir", "must not be empty");
       config.log_dir = resolve(base, value);
     }
+    if (auto level = t.get("level")) config.log_level = read_log_level(r, *level);
   }
   if (auto n = root.get("tls")) read_tls(r, r.table(*n, "tls"), *n, base, config.tls);
   auto servers = root.get("servers");

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "log.hpp"  // LogLevel
+
 namespace herd {
 
 // what() reads "FILE:LINE:COLUMN: KEY: what is wrong".
@@ -59,6 +61,7 @@ struct Config {
   PlacesConfig places;
   ClientsConfig clients;
   std::filesystem::path log_dir = "logs";  // resolved against the config file's directory
+  LogLevel log_level = LogLevel::info;
   std::vector<ServerConfig> servers;       // in the order the file defines them
 
   // Throws ConfigError naming the servers the file does define.

@@ -131,7 +131,7 @@ awaitable<void> Connection<Stream>::writer() {
       continue;
     }
     std::swap(outbox_, sending_);
-    log_.sent(options_.who, sending_);
+    log_.sent(options_.who, sending_, options_.traffic);
     writing_ = true;
     auto error = co_await write_all(sending_);
     writing_ = false;
@@ -153,7 +153,7 @@ void Connection<Stream>::flush() {
     auto n = stream_.write_some(asio::buffer(outbox_), error);
     if (n > 0) {
       wake_reader_.notify();  // fewer bytes wait to be sent: a paused reader may go on
-      log_.sent(options_.who, std::string_view(outbox_).substr(0, n));
+      log_.sent(options_.who, std::string_view(outbox_).substr(0, n), options_.traffic);
       if (n == outbox_.size())
         outbox_.clear();
       else

@@ -40,6 +40,7 @@ struct ConnectionOptions {
   std::string who;                         // "client 7", "peer Hands": names it in the log
   std::chrono::milliseconds send_timeout;  // a write that moves nothing for this long fails
   bool linger = false;  // once done, read and discard until the other side closes (max 1 s)
+  LogLevel traffic = LogLevel::info;  // the level its lines are logged at
 };
 
 template <typename Stream>

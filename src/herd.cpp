@@ -110,15 +110,15 @@ bool Herd::flood(const Location& record, const PeerLink* from,
   return true;
 }
 
-void Herd::received(PeerLink& link, Location record, std::optional<std::uint64_t> put_id,
+bool Herd::received(PeerLink& link, Location record, std::optional<std::uint64_t> put_id,
                     Timestamp at) {
   if (too_far_ahead(record.client_time, at, max_clock_skew_ms_)) {
     // Acknowledged all the same: the neighbor need not wait for what will never be stored.
-    log_.event("peer " + link.name(),
-               fmt::format("refused a record more than {} ms ahead of this server's clock: {}",
-                           max_clock_skew_ms_, record.at_line));
+    log_.warning("peer " + link.name(),
+                 fmt::format("refused a record more than {} ms ahead of this server's clock: {}",
+                             max_clock_skew_ms_, record.at_line));
     if (put_id) link.confirm(*put_id);
-    return;
+    return false;
   }
   auto [outcome, kept] = store_.apply(std::move(record));
   bool waiting = false;
@@ -128,6 +128,7 @@ void Herd::received(PeerLink& link, Location record, std::optional<std::uint64_t
     waiting = flood(kept, &link, waiter, Clock::now());
   }
   if (put_id && !waiting) link.confirm(*put_id);
+  return outcome != Store::Outcome::unchanged;
 }
 
 void Herd::acknowledged(PeerLink& link, std::uint64_t first, std::uint64_t last) {

@@ -99,7 +99,7 @@ class Herd : private PeerHost {
   const Store& store() const override { return store_; }
   std::uint64_t new_owner() override { return next_link_owner_++; }
   void link_down(PeerLink& link) override;
-  void received(PeerLink& link, Location record, std::optional<std::uint64_t> put_id,
+  bool received(PeerLink& link, Location record, std::optional<std::uint64_t> put_id,
                 Timestamp at) override;
   void acknowledged(PeerLink& link, std::uint64_t first, std::uint64_t last) override;
   void handled_batch() override { deliver(); }

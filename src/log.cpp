@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <stdexcept>
@@ -127,6 +128,18 @@ char* write_escaped(char* out, std::string_view text) {
     ++p;
   }
 }
+
+// Where the reply starting at `p` ends: at the newline after its line, or, for a WHATSAT
+// reply (an AT line followed by the JSON, which opens with '{'), at the newline of the empty
+// line that ends it. When the text ends first (a write cut the reply), at its last newline.
+const char* reply_end(const char* p, const char* end) {
+  auto newline = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
+  if (!newline) return end;
+  if (end - newline < 2 || newline[1] != '{') return newline;
+  auto empty_line = std::string_view(newline, static_cast<std::size_t>(end - newline)).find("\n\n");
+  if (empty_line != std::string_view::npos) return newline + empty_line + 1;
+  return end[-1] == '\n' ? end - 1 : end;
+}
 }  // namespace
 
 void append_escaped(std::string& out, std::string_view text) {
@@ -135,7 +148,7 @@ void append_escaped(std::string& out, std::string_view text) {
   out.resize(static_cast<std::size_t>(write_escaped(out.data() + size, text) - out.data()));
 }
 
-Log::Log(const std::filesystem::path& file) : path_(file) {
+Log::Log(const std::filesystem::path& file, LogLevel level) : path_(file), level_(level) {
   std::error_code ec;
   if (file.has_parent_path()) std::filesystem::create_directories(file.parent_path(), ec);
   auto opened = open_for_append(file);
@@ -150,6 +163,7 @@ Log::Log(const std::filesystem::path& file) : path_(file) {
 void Log::adopt(int fd, std::uint64_t size, bool ends_mid_line) {
   file_ = fd;
   file_size_ = size;
+  file_mid_line_ = false;
   if (ends_mid_line) buffer_[used_++] = '\n';  // the next entry starts a line of its own
 }
 
@@ -166,16 +180,19 @@ Timestamp now() {
 }
 }  // namespace
 
-void Log::received(std::string_view who, std::string_view text) {
-  append(who, "<", text, now());
+void Log::received(std::string_view who, std::string_view text, LogLevel level) {
+  if (logs(level)) append(who, "<", text, now());
 }
-void Log::received(std::string_view who, std::string_view text, Timestamp at) {
-  append(who, "<", text, at);
+void Log::received(std::string_view who, std::string_view text, Timestamp at, LogLevel level) {
+  if (logs(level)) append(who, "<", text, at);
 }
-void Log::sent(std::string_view who, std::string_view text) {
-  append(who, ">", text, now());
+void Log::sent(std::string_view who, std::string_view text, LogLevel level) {
+  if (logs(level)) append(who, ">", text, now(), true);
 }
 void Log::event(std::string_view who, std::string_view text) {
+  if (logs(LogLevel::info)) append(who, "-", text, now());
+}
+void Log::warning(std::string_view who, std::string_view text) {
   append(who, "-", text, now());
 }
 
@@ -190,7 +207,7 @@ char* Log::room_for(std::size_t bytes) {
 }
 
 void Log::append(std::string_view who, std::string_view direction, std::string_view text,
-                 Timestamp at) {
+                 Timestamp at, bool replies) {
   std::lock_guard lock(mutex_);
   stamp(at);
   // "timestamp who direction " starts every line of the entry.
@@ -213,7 +230,12 @@ void Log::append(std::string_view who, std::string_view direction, std::string_v
       std::memcpy(out, buffer_.get() + first_prefix_at, prefix_size);
     }
     out += prefix_size;
-    out = write_escaped_line(out, text.data(), p, end);
+    if (replies) {
+      const char* reply = std::exchange(p, reply_end(p, end));
+      out = write_escaped(out, {reply, static_cast<std::size_t>(p - reply)});
+    } else {
+      out = write_escaped_line(out, text.data(), p, end);
+    }
     *out++ = '\n';
     used_ = static_cast<std::size_t>(out - buffer_.get());
     if (p < end) ++p;  // past the newline
@@ -241,15 +263,54 @@ void Log::stamp(Timestamp at) {
 void Log::write_out(bool all) {
   std::size_t n = used_;
   if (!all) n -= (file_size_ + used_) % write_alignment;
-  for (std::size_t done = 0; done < n;) {
-    auto written = ::write(file_, buffer_.get() + done, n - done);
-    if (written < 0 && errno == EINTR) continue;
-    if (written <= 0) break;  // a full disk: what cannot be written is dropped, not retried
-    done += static_cast<std::size_t>(written);
-    file_size_ += static_cast<std::size_t>(written);
+  if (n == 0) return;
+  int error = 0;
+  std::size_t done = lost_ == 0 || write_lost_count() ? write_fully(buffer_.get(), n, error) : 0;
+  if (done > 0) file_mid_line_ = buffer_[done - 1] != '\n';
+  if (done < n) {
+    // A full disk: what cannot be written is dropped, not retried (the server goes on
+    // serving), and counted; the log says how many once it can be written again.
+    n = used_;
+    lost_ += static_cast<std::uint64_t>(std::count(buffer_.get() + done, buffer_.get() + n, '\n'));
+    if (failed_errno_ == 0 && error != 0) {
+      failed_errno_ = error;
+      // stdio, not fmt::print, which would throw if stderr is on the full disk too.
+      std::fprintf(stderr,
+                   "herd-server: cannot write the log file %s: %s; entries are dropped until it "
+                   "can be written again, then the log says how many\n",
+                   path_.c_str(), std::strerror(error));
+    }
   }
   std::memmove(buffer_.get(), buffer_.get() + n, used_ - n);
   used_ -= n;
+}
+
+std::size_t Log::write_fully(const char* data, std::size_t size, int& error) {
+  std::size_t done = 0;
+  while (done < size) {
+    auto written = ::write(file_, data + done, size - done);
+    if (written < 0 && errno == EINTR) continue;
+    if (written <= 0) {
+      error = written < 0 ? errno : EIO;
+      break;
+    }
+    done += static_cast<std::size_t>(written);
+    file_size_ += static_cast<std::size_t>(written);
+  }
+  return done;
+}
+
+bool Log::write_lost_count() {
+  stamp(now());
+  auto line = fmt::format("{}{}log - {} entries lost: the log file could not be written ({})\n",
+                          file_mid_line_ ? "\n" : "", stamp_, lost_, std::strerror(failed_errno_));
+  int error = 0;
+  auto done = write_fully(line.data(), line.size(), error);
+  if (done > 0) file_mid_line_ = line[done - 1] != '\n';
+  if (done < line.size()) return false;
+  lost_ = 0;
+  failed_errno_ = 0;
+  return true;
 }
 
 void Log::flush() {

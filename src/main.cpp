@@ -102,7 +102,7 @@ herd::awaitable<void> reopen_log_on_hangup(herd::Log& log, asio::signal_set& han
     if (error) co_return;
     log.event("server", "SIGHUP received; reopening the log file");
     if (auto failed = log.reopen())
-      log.event("server", fmt::format("{}; still writing to the old file", *failed));
+      log.warning("server", fmt::format("{}; still writing to the old file", *failed));
     else
       log.event("server", fmt::format("log file reopened ({} listening on {})", self.name,
                                       herd::address_text(self.listen, self.port)));
@@ -143,7 +143,7 @@ int run(const Options& options) {
   auto config = herd::load_config(options.config);
   const auto& self = config.server(options.server);
   auto descriptors = raise_descriptor_limit();
-  herd::Log log(config.log_dir / (self.name + ".log"));
+  herd::Log log(config.log_dir / (self.name + ".log"), config.log_level);
   asio::io_context io(options.threads);
   std::shared_ptr<asio::ssl::context> peer_tls, client_tls;
   if (config.tls.enabled()) peer_tls = herd::peer_tls_context(config.tls, self.name);
@@ -210,6 +210,7 @@ int run(const Options& options) {
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGXFSZ, SIG_IGN);  // a log past the file size limit fails its writes, not the server
   auto options = parse_options(argc, argv);
   try {
     return run(options);

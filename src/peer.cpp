@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <asio/experimental/awaitable_operators.hpp>
 
+#include "link_traffic.hpp"
 #include "protocol.hpp"
 
 namespace herd {
@@ -42,16 +43,25 @@ void keep_alive(tcp::socket::lowest_layer_type& socket) {
   ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
 }
 
-// Appends "ACK a-b" lines for the ids, sorted and merged into ranges.
-void append_acks(std::vector<std::uint64_t>& ids, std::string& out) {
+// Appends "ACK a-b" lines for the ids, sorted and merged into ranges; returns how many.
+std::size_t append_acks(std::vector<std::uint64_t>& ids, std::string& out) {
   std::sort(ids.begin(), ids.end());
-  for (std::size_t i = 0; i < ids.size();) {
+  std::size_t lines = 0;
+  for (std::size_t i = 0; i < ids.size(); ++lines) {
     auto j = i;
     while (j + 1 < ids.size() && ids[j + 1] <= ids[j] + 1) ++j;
     out.append(format_ack(ids[i], ids[j])).push_back('\n');
     i = j + 1;
   }
   ids.clear();
+  return lines;
+}
+
+// The start of a line refused, for the log: enough to recognize it, never 64 KiB.
+std::string excerpt(std::string_view line) {
+  constexpr std::size_t shown = 100;
+  return line.size() <= shown ? std::string(line)
+                              : fmt::format("{}... ({} bytes)", line.substr(0, shown), line.size());
 }
 
 }  // namespace
@@ -64,22 +74,27 @@ class PeerLink::Live : public LineHandler {
   Live(PeerLink& link, Stream stream, std::uint64_t owner)
       : link(link),
         connection(std::move(stream), *this, link.host_.peer_log(),
-                   ConnectionOptions{link.who_, send_timeout, false}),
+                   ConnectionOptions{link.who_, send_timeout, false, LogLevel::debug}),
         owner(owner),
         catch_up_end(link.host_.store().size()) {}
 
+  // A line too long for a link is refused whole and the link goes on: closing it would only
+  // bring the same line back with the next catch-up.
   void received(LineBuffer& input, Timestamp at, Input) override {
-    const char* from = nullptr;
-    std::string_view last;
-    while (auto line = input.next_line()) {
-      if (!from) from = line->data();
-      last = *line;
-      link.handle(*line, at);
+    auto& log = link.host_.peer_log();
+    auto refused = input.refused();
+    while (auto line = input.next_line(max_line_bytes)) {
+      traffic.in.bytes += line->size() + 1;
+      log.received(link.who_, *line, at, LogLevel::debug);
+      link.handle(*this, *line, at);
     }
-    if (from)
-      link.host_.peer_log().received(
-          link.who_, {from, static_cast<std::size_t>(last.data() + last.size() - from)});
-    if (input.rest().size() > max_line_bytes) connection.close("line too long");
+    if (auto skipped = input.refused() - refused) {
+      traffic.refused += skipped;
+      log.warning(
+          link.who_,
+          fmt::format("refused {} longer than {} bytes, whole; the link stays up",
+                      skipped == 1 ? "a line" : fmt::format("{} lines", skipped), max_line_bytes));
+    }
     link.host_.handled_batch();
   }
 
@@ -88,11 +103,19 @@ class PeerLink::Live : public LineHandler {
   void refill(std::string& outbox) override {
     if (catch_up_next == catch_up_end || outbox.size() >= catch_up_chunk) return;
     const auto& store = link.host_.store();
+    auto before = outbox.size();
+    auto first = catch_up_next;
     while (catch_up_next < catch_up_end && outbox.size() < catch_up_chunk)
       outbox.append(store.at(catch_up_next++).at_line).push_back('\n');
-    if (catch_up_next == catch_up_end)
-      link.host_.peer_log().event(link.who_,
-                                  fmt::format("catch-up sent: {} records", catch_up_end));
+    traffic.out.records += catch_up_next - first;
+    traffic.out.bytes += outbox.size() - before;
+    catch_up_bytes += outbox.size() - before;
+    if (catch_up_next == catch_up_end) {
+      std::chrono::duration<double> took = LinkTraffic::Clock::now() - catch_up_started;
+      link.host_.peer_log().event(
+          link.who_, fmt::format("catch-up sent: {} records, {} bytes in {:.1f} s", catch_up_end,
+                                 catch_up_bytes, took.count()));
+    }
   }
 
   // Queues a line; a neighbor that lets 64 MiB pile up is not reading, and loses its link.
@@ -107,6 +130,9 @@ class PeerLink::Live : public LineHandler {
   std::uint64_t owner;
   std::vector<std::uint64_t> to_acknowledge;
   std::size_t catch_up_next = 0, catch_up_end;
+  std::uint64_t catch_up_bytes = 0;
+  LinkTraffic::Clock::time_point catch_up_started = LinkTraffic::Clock::now();
+  LinkTraffic traffic{LinkTraffic::Clock::now()};
 };
 
 PeerLink::PeerLink(PeerHost& host, const CoreStrand& strand, std::size_t number,
@@ -133,14 +159,16 @@ void PeerLink::stop() {
   stopped_ = true;
   retry_.cancel();
   went_down_.notify();
-  if (live_) live_->connection.close("server stopping");
+  if (!live_) return;
+  report_traffic(*live_, true);  // the server may stop before the link's end is logged
+  live_->connection.close("server stopping");
 }
 
 void PeerLink::accept(tcp::socket socket, std::string buffered) {
   if (stopped_) return;
   auto from = remote_address(socket);
   if (live_) {
-    host_.peer_log().event(
+    host_.peer_log().warning(
         who_, fmt::format("refused a plaintext connection from {} saying it is {}: the link is "
                           "up, and a plaintext handshake cannot replace it",
                           from, neighbor_.name));
@@ -164,12 +192,19 @@ void PeerLink::accept(TlsStream stream, std::string buffered) {
 void PeerLink::put(std::uint64_t id, const Location& record) {
   if (!live_) return;
   auto& out = live_->outbox();
+  auto before = out.size();
   fmt::format_to(std::back_inserter(out), "PUT {} ", id);
   out.append(record.at_line).push_back('\n');
+  ++live_->traffic.out.records;
+  ++live_->traffic.out.puts;
+  live_->traffic.out.bytes += out.size() - before;
 }
 
 void PeerLink::at(const Location& record) {
-  if (live_) live_->outbox().append(record.at_line).push_back('\n');
+  if (!live_) return;
+  live_->outbox().append(record.at_line).push_back('\n');
+  ++live_->traffic.out.records;
+  live_->traffic.out.bytes += record.at_line.size() + 1;
 }
 
 void PeerLink::confirm(std::uint64_t put_id) {
@@ -178,20 +213,41 @@ void PeerLink::confirm(std::uint64_t put_id) {
 
 void PeerLink::flush() {
   if (!live_) return;
-  if (!live_->to_acknowledge.empty()) append_acks(live_->to_acknowledge, live_->outbox());
+  if (!live_->to_acknowledge.empty()) {
+    auto& out = live_->outbox();
+    auto before = out.size();
+    live_->traffic.out.acks += append_acks(live_->to_acknowledge, out);
+    live_->traffic.out.bytes += out.size() - before;
+  }
   live_->connection.flush();
 }
 
-void PeerLink::handle(std::string_view line, Timestamp read_at) {
+void PeerLink::handle(Live& live, std::string_view line, Timestamp read_at) {
   auto message = parse_peer_line(line);
-  if (auto at = std::get_if<At>(&message)) {
-    host_.received(*this, location_of(*at), std::nullopt, read_at);
-  } else if (auto put = std::get_if<PeerPut>(&message)) {
-    host_.received(*this, location_of(put->at), put->id, read_at);
+  auto put = std::get_if<PeerPut>(&message);
+  auto at = put ? &put->at : std::get_if<At>(&message);
+  if (at) {
+    ++live.traffic.in.records;
+    live.traffic.in.puts += put != nullptr;
+    auto record = location_of(*at);
+    std::optional<std::uint64_t> put_id;
+    if (put) put_id = put->id;
+    if (record.at_line.size() <= max_at_line_bytes) {
+      live.traffic.changed += host_.received(*this, std::move(record), put_id, read_at);
+      return;
+    }
+    // Stored, it could never be sent on: every catch-up that carried it would fail.
+    ++live.traffic.refused;
+    host_.peer_log().warning(who_, fmt::format("refused a record longer than {} bytes: {}",
+                                               max_at_line_bytes, excerpt(line)));
+    if (put_id) confirm(*put_id);  // the neighbor need not wait for what will never be stored
   } else if (auto ack = std::get_if<PeerAck>(&message)) {
+    ++live.traffic.in.acks;
     host_.acknowledged(*this, ack->first, ack->last);
   } else {
-    host_.peer_log().event(who_, "ignored a line that is not a peer message");
+    ++live.traffic.refused;
+    host_.peer_log().warning(
+        who_, fmt::format("ignored a line that is not a peer message: {}", excerpt(line)));
   }
 }
 
@@ -210,7 +266,8 @@ awaitable<void> PeerLink::dial() {
     if (stopped_ || !redials_) break;
     backoff = came_up ? first_retry : backoff;
     if (!came_up)
-      host_.peer_log().event(who_, fmt::format("retrying in {} ms", backoff.count()));
+      host_.peer_log().sent(who_, fmt::format("(retrying in {} ms)", backoff.count()),
+                            LogLevel::debug);
     retry_.expires_after(jittered(backoff));
     co_await retry_.async_wait(as_result);
     if (!came_up) backoff = std::min<std::chrono::milliseconds>(backoff * 2, last_retry);
@@ -224,7 +281,7 @@ awaitable<bool> PeerLink::dial_once(std::chrono::milliseconds connect_timeout) {
       neighbor_.host, std::to_string(neighbor_.peer_port), as_result);
   if (stopped_) co_return false;
   if (resolve_error) {
-    log.event(who_, fmt::format("cannot resolve {}: {}", neighbor_.host, resolve_error.message()));
+    log.warning(who_, fmt::format("cannot resolve {}: {}", neighbor_.host, resolve_error.message()));
     co_return false;
   }
   tcp::socket socket(strand_);
@@ -233,12 +290,12 @@ awaitable<bool> PeerLink::dial_once(std::chrono::milliseconds connect_timeout) {
                              deadline.async_wait(as_result));
   if (stopped_) co_return false;
   if (connected.index() == 1) {
-    log.event(who_, fmt::format("cannot connect to {}: no answer within {} ms", where_,
+    log.warning(who_, fmt::format("cannot connect to {}: no answer within {} ms", where_,
                                 connect_timeout.count()));
     co_return false;
   }
   if (auto error = std::get<0>(std::get<0>(connected))) {
-    log.event(who_, fmt::format("cannot connect to {}: {}", where_, error.message()));
+    log.warning(who_, fmt::format("cannot connect to {}: {}", where_, error.message()));
     co_return false;
   }
 
@@ -259,15 +316,15 @@ awaitable<bool> PeerLink::dial_once(std::chrono::milliseconds connect_timeout) {
                           deadline.async_wait(as_result));
   if (stopped_) co_return false;
   if (shaken.index() == 1) {
-    log.event(who_, fmt::format("no TLS handshake from {} within 3 s", where_));
+    log.warning(who_, fmt::format("no TLS handshake from {} within 3 s", where_));
     co_return false;
   }
   if (auto [error] = std::get<0>(shaken); error) {
-    log.event(who_, fmt::format("refused {}: {}", where_, handshake_failure(report, error)));
+    log.warning(who_, fmt::format("refused {}: {}", where_, handshake_failure(report, error)));
     co_return false;
   }
   if (!certificate_names(SSL_get0_peer_certificate(stream.native_handle()), neighbor_.name)) {
-    log.event(who_, fmt::format("refused {}: its certificate does not name {}", where_,
+    log.warning(who_, fmt::format("refused {}: its certificate does not name {}", where_,
                                 neighbor_.name));
     co_return false;
   }
@@ -292,11 +349,11 @@ awaitable<bool> PeerLink::say_hello(Stream& stream, std::string& buffered,
                                     asio::steady_timer& deadline) {
   auto& log = host_.peer_log();
   auto failed = [&](std::string_view why) {
-    log.event(who_, fmt::format("handshake with {} failed: {}", where_, why));
+    log.warning(who_, fmt::format("handshake with {} failed: {}", where_, why));
     return false;
   };
   std::string hello = "PEER " + host_.server_name() + "\n";
-  log.sent(who_, hello);
+  log.sent(who_, hello, LogLevel::debug);
   auto written = co_await (asio::async_write(stream, asio::buffer(hello), as_result) ||
                            deadline.async_wait(as_result));
   if (written.index() == 1) co_return failed("no progress within 3 s");
@@ -311,7 +368,7 @@ awaitable<bool> PeerLink::say_hello(Stream& stream, std::string& buffered,
     co_return failed("it closed the connection (does its herd.toml list this server?)");
   if (read_error) co_return failed(read_error.message());
   std::string_view line(buffered.data(), length - 1);
-  log.received(who_, line);
+  log.received(who_, line, LogLevel::debug);
   if (parse_peer_hello(line) != std::optional<std::string_view>(neighbor_.name))
     co_return failed("it did not answer PEER " + neighbor_.name);
   buffered.erase(0, length);
@@ -323,7 +380,8 @@ awaitable<void> PeerLink::run(Stream stream, std::string buffered, std::string g
   auto self = shared_from_this();
   if (live_) {  // what was sent on it will not be acknowledged: the link starts afresh
     live_->connection.close("replaced by a new connection");
-    host_.peer_log().event(who_, "link down: replaced by a new connection");
+    host_.peer_log().warning(who_, "link down: replaced by a new connection");
+    report_traffic(*live_, true);
     live_.reset();
     host_.link_down(*this);
   }
@@ -337,13 +395,19 @@ awaitable<void> PeerLink::run(Stream stream, std::string buffered, std::string g
   asio::co_spawn(strand_, watchdog(live), asio::detached);
   auto why = co_await live->connection.run();
   if (live_ != live) co_return;  // replaced, and logged then
-  host_.peer_log().event(who_, "link down: " + (why.empty() ? "closed by the neighbor" : why));
+  auto down = "link down: " + (why.empty() ? "closed by the neighbor" : why);
+  if (stopped_)
+    host_.peer_log().event(who_, down);
+  else
+    host_.peer_log().warning(who_, down);
+  report_traffic(*live, true);
   live_.reset();
   host_.link_down(*this);
   went_down_.notify();
 }
 
-// A neighbor that acknowledges nothing for ack_timeout loses its link, and is redialed.
+// A neighbor that acknowledges nothing for ack_timeout loses its link, and is redialed. Sums
+// up the link's traffic in the log every few seconds.
 awaitable<void> PeerLink::watchdog(std::shared_ptr<Live> live) {
   asio::steady_timer timer(strand_);
   while (!live->connection.closed()) {
@@ -353,7 +417,13 @@ awaitable<void> PeerLink::watchdog(std::shared_ptr<Live> live) {
     auto oldest = host_.oldest_unacknowledged(*this);
     if (oldest && PeerHost::Clock::now() - *oldest > ack_timeout)
       live->connection.close("no acknowledgement within 3 s");
+    report_traffic(*live, false);
   }
+}
+
+void PeerLink::report_traffic(Live& live, bool final) {
+  if (auto summary = live.traffic.summary(LinkTraffic::Clock::now(), final))
+    host_.peer_log().event(who_, *summary);
 }
 
 }  // namespace herd

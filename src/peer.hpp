@@ -33,8 +33,8 @@ class PeerHost {
   virtual std::uint64_t new_owner() = 0;
   virtual void link_down(PeerLink& link) = 0;
   // A record from the neighbor; with `put_id`, the neighbor waits for its ACK.
-  // `at`: when it was read.
-  virtual void received(PeerLink& link, Location record, std::optional<std::uint64_t> put_id,
+  // `at`: when it was read. Returns whether it changed the store.
+  virtual bool received(PeerLink& link, Location record, std::optional<std::uint64_t> put_id,
                         Timestamp at) = 0;
   virtual void acknowledged(PeerLink& link, std::uint64_t first, std::uint64_t last) = 0;
   // The link has handled all it read for now.
@@ -89,7 +89,9 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   template <typename Stream>
   awaitable<void> run(Stream stream, std::string buffered, std::string greeting);
   awaitable<void> watchdog(std::shared_ptr<Live> live);
-  void handle(std::string_view line, Timestamp at);
+  void handle(Live& live, std::string_view line, Timestamp at);
+  // Logs what crossed the link since the last summary: every few seconds, or with `final` now.
+  void report_traffic(Live& live, bool final);
 
   PeerHost& host_;
   CoreStrand strand_;

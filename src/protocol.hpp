@@ -60,6 +60,10 @@ Fields split_fields(std::string_view line);
 inline constexpr int max_radius_km = 50;
 inline constexpr int max_bound = 20;
 inline constexpr std::size_t max_line_bytes = 64 * 1024;
+// The longest AT line a record may have: sent as a PUT with the largest id, it still fits in a
+// line. A longer one could be stored but never sent, so it is refused from clients and peers.
+inline constexpr std::size_t max_at_line_bytes =
+    max_line_bytes - std::string_view("PUT 18446744073709551615 ").size();
 
 // IAMAT <client> <coords> <time>
 struct Iamat {

@@ -22,14 +22,14 @@ class RefusalLog {
     auto now = std::chrono::steady_clock::now();
     if (now - window_start_ >= window_) {
       if (unlogged_ > 0)
-        log.event(who_, fmt::format("refused {} more connections in {} s, not logged one by one",
+        log.warning(who_, fmt::format("refused {} more connections in {} s, not logged one by one",
                                     unlogged_, window_.count()));
       window_start_ = now;
       logged_ = unlogged_ = 0;
     }
     if (logged_ < burst_) {
       ++logged_;
-      log.event(who_, fmt::format("refused {}: {}", from, why));
+      log.warning(who_, fmt::format("refused {}: {}", from, why));
     } else {
       ++unlogged_;
     }

@@ -58,7 +58,7 @@ awaitable<void> Server::accept() {
     auto [error, socket] = co_await acceptor_.async_accept(asio::make_strand(io_), as_result);
     if (error == asio::error::operation_aborted || !acceptor_.is_open()) break;
     if (error) {  // out of file descriptors, say: note it and give the system a moment
-      herd_.log().event("server", "accept failed: " + error.message());
+      herd_.log().warning("server", "accept failed: " + error.message());
       asio::steady_timer pause(io_, 50ms);
       co_await pause.async_wait(as_result);
       continue;

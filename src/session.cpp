@@ -45,7 +45,7 @@ awaitable<void> Session::run([[maybe_unused]] std::shared_ptr<Session> self) {
   herd_.log().event(who_, "connected from " + remote_address(connection_.socket()));
   auto why = co_await connection_.run();
   herd_.leave(id_);
-  if (!why.empty()) herd_.log().event(who_, why + "; disconnecting");
+  if (!why.empty()) herd_.log().warning(who_, why + "; disconnecting");
   herd_.log().event(who_, "disconnected");
 }
 
@@ -70,7 +70,7 @@ void Session::received(LineBuffer& input, Timestamp at, Input state) {
   if (!overlong && input.rest().size() > max_line_bytes) overlong = input.rest();
   if (overlong) {
     // Answered as invalid, cut at the limit; nothing more is read from this connection.
-    herd_.log().event(who_, fmt::format("line longer than {} bytes; closing", max_line_bytes));
+    herd_.log().warning(who_, fmt::format("line longer than {} bytes; closing", max_line_bytes));
     replies_.add(format_invalid(overlong->substr(0, max_line_bytes)), true, connection_.outbox());
     connection_.finish_reading();
   } else if (state == Input::eof && !input.rest().empty()) {
@@ -99,6 +99,10 @@ void Session::handle(std::string_view line, Timestamp at) {
     herd_.prefetch(hash);
     auto location = make_location(herd_.name(), format_diff(at, iamat->client_time), iamat->client,
                                   iamat->coords, iamat->time, iamat->client_time);
+    if (location.at_line.size() > max_at_line_bytes) {  // no neighbor could be sent it
+      replies_.add(format_invalid(line), true, out);
+      return;
+    }
     auto reply = replies_.add(location.at_line, false, out);
     ops_.push_back({StoreOp::Kind::publish, {}, std::move(location), hash, reply});
     lookups_.push_back({});

@@ -116,7 +116,7 @@ class Herd:
     """Servers from a generated herd.toml on free ports, each a child process."""
 
     def __init__(self, binary, links=None, places=None, extra_env=None, threads=None, extra_toml="",
-                 tls_herdctl=None):
+                 tls_herdctl=None, log_level=None):
         """tls_herdctl: the herdctl program; given, the herd runs with [tls] and a tls_port per
         server, certificates made by `herdctl certs` in DIR/certs."""
         self.binary = binary
@@ -139,6 +139,8 @@ class Herd:
             f.write(places or '[places]\nprovider = "geonames"\n')
             f.write(extra_toml)
             f.write('\n[log]\ndir = "logs"\n')
+            if log_level:
+                f.write(f'level = "{log_level}"\n')
             if tls_herdctl:
                 f.write('\n[tls]\nca = "certs/ca.pem"\ncert = "certs/{name}.pem"\nkey = "certs/{name}.key"\n')
             for name, talks in self.links.items():

@@ -1,3 +1,5 @@
+#include <fmt/format.h>
+
 #include <catch2/catch.hpp>
 
 #include "config.hpp"
@@ -188,4 +190,24 @@ TEST_CASE("an unknown server name is refused, naming the file and what it define
 TEST_CASE("a missing file is a config error naming it", "[config]") {
   CHECK_THROWS_WITH(load_config("/nonexistent/herd.toml"),
                     "/nonexistent/herd.toml: cannot read the file");
+}
+
+TEST_CASE("log.level: debug, info (the default) or warn", "[config]") {
+  auto level_of = [](std::string_view log) {
+    return parse_config(fmt::format("{}\n[servers.A]\nport = 1\n", log), "herd.toml").log_level;
+  };
+  CHECK(level_of("") == LogLevel::info);
+  CHECK(level_of("[log]\nlevel = \"debug\"") == LogLevel::debug);
+  CHECK(level_of("[log]\nlevel = \"info\"") == LogLevel::info);
+  CHECK(level_of("[log]\nlevel = \"warn\"") == LogLevel::warn);
+  CHECK(error_of("[log]\nlevel = \"verbose\"\n[servers.A]\nport = 1\n") ==
+        "/etc/herd/herd.toml:2:9: log.level: unknown level \"verbose\" (expected \"debug\", "
+        "\"info\" or \"warn\")");
+  CHECK(error_of("[log]\nlevel = \"WARN\"\n[servers.A]\nport = 1\n") ==
+        "/etc/herd/herd.toml:2:9: log.level: unknown level \"WARN\" (expected \"debug\", "
+        "\"info\" or \"warn\")");
+  CHECK(error_of("[log]\nlevel = 2\n[servers.A]\nport = 1\n") ==
+        "/etc/herd/herd.toml:2:9: log.level: expected a string, got an integer");
+  CHECK(error_of("[log]\nlevels = \"info\"\n[servers.A]\nport = 1\n") ==
+        "/etc/herd/herd.toml:2:1: log.levels: unknown key (expected one of: dir, level)");
 }

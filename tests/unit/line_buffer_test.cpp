@@ -42,3 +42,28 @@ TEST_CASE("unread bytes survive the buffer moving them to the front", "[line_buf
   feed(b, "partial");
   CHECK(b.rest() == "partial");
 }
+
+TEST_CASE("a line over the limit is refused whole, however the bytes arrive", "[line_buffer]") {
+  LineBuffer b;
+  feed(b, "short\n");
+  feed(b, std::string(5, 'x'));
+  CHECK(b.next_line(8) == "short");
+  CHECK_FALSE(b.next_line(8));
+  CHECK(b.refused() == 0);
+  feed(b, std::string(5, 'x'));  // ten bytes and no newline yet: refused now, once
+  CHECK_FALSE(b.next_line(8));
+  CHECK(b.refused() == 1);
+  CHECK(b.rest().empty());
+  feed(b, std::string(100, 'x'));
+  CHECK_FALSE(b.next_line(8));
+  feed(b, "xx\nnext\n123456789\n12345678\n");  // its end; then one over the limit, whole
+  CHECK(b.next_line(8) == "next");
+  CHECK(b.next_line(8) == "12345678");
+  CHECK_FALSE(b.next_line(8));
+  CHECK(b.refused() == 2);
+  feed(b, "\n\nlast");
+  CHECK(b.next_line(8) == "");
+  CHECK(b.next_line(8) == "");
+  CHECK_FALSE(b.next_line(8));
+  CHECK(b.rest() == "last");
+}
