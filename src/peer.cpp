@@ -349,7 +349,11 @@ awaitable<bool> PeerLink::say_hello(Stream& stream, std::string& buffered,
                                     asio::steady_timer& deadline) {
   auto& log = host_.peer_log();
   auto failed = [&](std::string_view why) {
-    log.warning(who_, fmt::format("handshake with {} failed: {}", where_, why));
+    auto text = fmt::format("handshake with {} failed: {}", where_, why);
+    if (live_)  // the link came up the other way meanwhile: nothing went wrong
+      log.event(who_, text + "; the link is up");
+    else
+      log.warning(who_, text);
     return false;
   };
   std::string hello = "PEER " + host_.server_name() + "\n";

@@ -67,14 +67,16 @@ def a_125_kb_line_from_a_neighbor_is_refused_whole(server):
         log = wait_until(lambda: (lambda l: l if "refused a line" in l else None)(herd.log("Zulu")), 5, "the log line")
         assert log.count("refused a line longer than 65536 bytes") == 1, log[-600:]
         assert "link down" not in log and "xxxxxxxxxx" not in log, log[-600:]
-        # A new connection of the link gets the whole store as its catch-up: one record.
+        # A new connection of the link gets the whole store as its catch-up: one record. (A
+        # plaintext link is replaced only once it is down.)
+        alpha.close()
+        wait_until(lambda: not herd.linked("Zulu", "Alpha"), 5, "the link to go down")
         again = FakeNeighbor(herd, "Zulu", "Alpha")
         caught_up = again.lines_until(lambda lines: any("after.example" in l for l in lines))
         assert not any("big." in l for l in caught_up), caught_up
         wait_until(lambda: "catch-up sent: 1 records" in herd.log("Zulu"), 5, "the catch-up to complete")
         assert "sending 1 records to catch up" in herd.log("Zulu")
         assert os.path.getsize(os.path.join(herd.dir, "logs", "Zulu.log")) < 10_000
-        alpha.close()
         again.close()
     finally:
         herd.stop()
@@ -93,11 +95,12 @@ def a_record_too_long_to_send_on_is_refused(server):
         alpha.lines_until(lambda lines: acked(lines) == {1, 2})
         wait_until(lambda: herd.log("Zulu").count(f"refused a record longer than {RECORD_LIMIT} bytes") == 2,
                    5, "a log line for each refused record")
+        alpha.close()
+        wait_until(lambda: not herd.linked("Zulu", "Alpha"), 5, "the link to go down")
         again = FakeNeighbor(herd, "Zulu", "Alpha")
         caught_up = again.lines_until(lambda lines: any("fits.example" in l for l in lines))
         assert not any("long.y" in l for l in caught_up), [l[:60] for l in caught_up]
         wait_until(lambda: "catch-up sent: 1 records" in herd.log("Zulu"), 5, "the catch-up to complete")
-        alpha.close()
         again.close()
     finally:
         herd.stop()
