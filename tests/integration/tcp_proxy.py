@@ -11,10 +11,10 @@ port), on an asyncio event loop in a thread of its own, so a test drives it with
 
 A blackhole is what a partition looks like from both ends: bytes already on their way are
 held, closes are not passed on, and new connections get no answer at all. For that last part
-the proxy stops accepting and fills its listening socket's accept queue (it listens with a
-backlog of 0) with connections of its own: Linux drops a SYN that arrives while the accept
-queue is full, so the dialer's connect() sees neither SYN-ACK nor RST and retries like a SYN
-into a partition. blackhole() checks that this holds (a probe connect must time out) and fails
+the proxy stops accepting, shrinks its listening socket's backlog to 0 (Linux lets listen()
+be called again) and fills the accept queue with connections of its own: Linux drops a SYN
+that arrives while the accept queue is full, so the dialer's connect() sees neither SYN-ACK
+nor RST and retries like a SYN into a partition. blackhole() checks that this holds (a probe connect must time out) and fails
 loudly if it does not. On heal() connections that one side closed meanwhile are cut, the
 others go on with what was held, and dialers get through at their next SYN.
 """
@@ -28,6 +28,7 @@ import time
 from herdtest import free_ports
 
 DIRECTIONS = ("target", "dialer")  # bytes travelling towards the target, towards the dialer
+BACKLOG = 16
 
 
 class _Pipe:
@@ -108,7 +109,7 @@ class TcpProxy:
         self.listener = socket.socket()
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind(("127.0.0.1", self.port))
-        self.listener.listen(0)  # an accept queue of one: easy to fill for a blackhole
+        self.listener.listen(BACKLOG)
         self.listener.setblocking(False)
         self.accepting = None
 
@@ -122,7 +123,7 @@ class TcpProxy:
     def delay(self, seconds, towards):
         """Bytes read from now on towards `towards` ("target" or "dialer") go out `seconds` late."""
         assert towards in DIRECTIONS, towards
-        self.loop.call_soon_threadsafe(self.delays.__setitem__, towards, seconds)
+        self._call(self._delay(towards, seconds))
 
     def blackhole(self, probe_timeout=0.3):
         self._call(self._blackhole())
@@ -190,10 +191,14 @@ class TcpProxy:
         self.connections = [c for c in self.connections if not c.done()]
         self.connections.append(_Connection(self, dialer, target))
 
+    async def _delay(self, towards, seconds):
+        self.delays[towards] = seconds
+
     async def _blackhole(self):
         self.flowing.clear()
         self.accepting.cancel()
         await asyncio.gather(self.accepting, return_exceptions=True)
+        self.listener.listen(0)  # an accept queue of one: easy to fill
 
     async def _heal(self):
         for connection in self.connections:
@@ -215,6 +220,7 @@ class TcpProxy:
         for filler in self.fillers:
             filler.close()
         self.fillers.clear()
+        self.listener.listen(BACKLOG)
         self.accepting = asyncio.create_task(self._accept())
 
     async def _cut(self):
