@@ -5,6 +5,8 @@
 
 namespace herd {
 
+Confirmations::Confirmations(std::size_t links) : Confirmations(links, Patience{}) {}
+
 Confirmations::Update Confirmations::begin(Waiter waiter, Clock::time_point deadline) {
   updates_.push_back({waiter, deadline});
   ++pending_;
@@ -13,40 +15,52 @@ Confirmations::Update Confirmations::begin(Waiter waiter, Clock::time_point dead
 
 std::uint64_t Confirmations::sent(Update update, std::size_t link, Clock::time_point now) {
   auto& l = links_[link];
-  l.puts.push_back({update, now});
-  if (auto entry = find(update)) ++entry->links;
+  auto entry = find(update);
+  bool waited = entry && !l.lagging;
+  l.puts.push_back({update, now, waited});
+  if (waited) ++entry->links;
   return l.first_id + l.puts.size() - 1;
 }
 
-void Confirmations::sealed(Update update, std::vector<Waiter>& confirmed) {
+bool Confirmations::sealed(Update update) {
   auto entry = find(update);
-  if (!entry) return;
+  if (!entry) return false;
   entry->sealed = true;
-  if (entry->links == 0) finish(*entry, confirmed);
+  if (entry->links > 0 || entry->done) return true;
+  entry->done = true;  // nobody to wait for: the caller answers at once
+  --pending_;
   drop_finished();
+  return false;
 }
 
 void Confirmations::acknowledged(std::size_t link, std::uint64_t first, std::uint64_t last,
-                                 std::vector<Waiter>& confirmed) {
+                                 Clock::time_point now, std::vector<Waiter>& confirmed) {
   auto& l = links_[link];
   auto end = l.first_id + l.puts.size();  // one past the last id sent
   first = std::max(first, l.first_id);
   last = std::min(last, end - 1);
   for (auto id = first; id <= last && id < end; ++id) {
     auto& put = l.puts[id - l.first_id];
-    heard(std::exchange(put.update, none), confirmed);
+    if (put.update == none) continue;
+    auto update = std::exchange(put.update, none);
+    if (std::exchange(put.waited, false)) heard(update, confirmed);
+    timed(l, now - put.sent, now, confirmed);
   }
   while (!l.puts.empty() && l.puts.front().update == none) {
     l.puts.pop_front();
     ++l.first_id;
   }
+  if (l.lagging && keeps_up(l, now)) l.lagging = false;
   drop_finished();
 }
 
 void Confirmations::link_down(std::size_t link, std::vector<Waiter>& confirmed) {
   auto& l = links_[link];
-  for (auto& put : l.puts) heard(put.update, confirmed);
+  for (auto& put : l.puts)
+    if (put.waited) heard(put.update, confirmed);
+  auto lagging = l.lagging;
   l = Link{};
+  l.lagging = lagging;
   drop_finished();
 }
 
@@ -55,13 +69,26 @@ void Confirmations::expire(Clock::time_point now, std::vector<Waiter>& confirmed
     if (entry.deadline > now) break;
     if (!entry.done) finish(entry, confirmed);
   }
+  for (auto& l : links_)
+    if (!l.lagging && !l.puts.empty() && now - l.puts.front().sent >= patience_.lagging_after)
+      start_lagging(l, confirmed);
   drop_finished();
 }
 
 std::optional<Confirmations::Clock::time_point> Confirmations::next_deadline() const {
-  for (const auto& entry : updates_)
-    if (!entry.done) return entry.deadline;
-  return std::nullopt;
+  std::optional<Clock::time_point> next;
+  for (const auto& entry : updates_) {
+    if (!entry.done) {
+      next = entry.deadline;
+      break;
+    }
+  }
+  for (const auto& l : links_) {
+    if (l.lagging || l.puts.empty()) continue;
+    auto lags_at = l.puts.front().sent + patience_.lagging_after;
+    if (!next || lags_at < *next) next = lags_at;
+  }
+  return next;
 }
 
 std::optional<Confirmations::Clock::time_point> Confirmations::oldest_unacknowledged(
@@ -94,6 +121,30 @@ void Confirmations::finish(Entry& entry, std::vector<Waiter>& confirmed) {
   entry.done = true;
   --pending_;
   confirmed.push_back(entry.waiter);
+}
+
+void Confirmations::timed(Link& link, Clock::duration delay, Clock::time_point now,
+                          std::vector<Waiter>& confirmed) {
+  if (delay <= patience_.timely) {
+    if (!link.timely_since) link.timely_since = now;
+    return;
+  }
+  link.timely_since.reset();
+  if (!link.lagging && delay >= patience_.lagging_after) start_lagging(link, confirmed);
+}
+
+// Nobody waits for the link any more, not even the updates already sent on it.
+void Confirmations::start_lagging(Link& link, std::vector<Waiter>& confirmed) {
+  link.lagging = true;
+  link.timely_since.reset();
+  for (auto& put : link.puts)
+    if (std::exchange(put.waited, false)) heard(put.update, confirmed);
+}
+
+// Timely for long enough, with nothing older than a timely acknowledgement still owed.
+bool Confirmations::keeps_up(const Link& link, Clock::time_point now) const {
+  return link.timely_since && now - *link.timely_since >= patience_.keeping_up_for &&
+         (link.puts.empty() || now - link.puts.front().sent <= patience_.timely);
 }
 
 void Confirmations::drop_finished() {

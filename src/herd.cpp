@@ -6,9 +6,15 @@
 
 namespace herd {
 namespace {
+using namespace std::chrono_literals;
+
 // A client waits at most this long for its update to be confirmed by the herd before it is
 // answered anyway; a neighbor that stays silent much longer loses its link (see peer.cpp).
-constexpr auto confirmation_wait = std::chrono::seconds(1);
+constexpr auto confirmation_wait = 1s;
+// A neighbor that leaves a PUT unacknowledged for half of that is not waited for, until all its
+// acknowledgements have come within 250 ms for a second: one slow neighbor would otherwise
+// hold every reply for the whole second.
+constexpr Confirmations::Patience patience{500ms, 250ms, 1s};
 }  // namespace
 
 Herd::Herd(asio::io_context& io, const Config& config, const ServerConfig& self, Log& log,
@@ -18,7 +24,8 @@ Herd::Herd(asio::io_context& io, const Config& config, const ServerConfig& self,
       log_(log),
       tls_(tls),
       strand_(asio::make_strand(io)),
-      confirmations_(self.neighbors.size()),
+      confirmations_(self.neighbors.size(), patience),
+      lagging_(self.neighbors.size(), false),
       deadline_timer_(strand_) {
   PeerHost& host = *this;
   for (const auto& name : self.neighbors) {
@@ -102,12 +109,13 @@ bool Herd::flood(const Location& record, const PeerLink* from,
   auto update = confirmations_.begin(*waiter, now + confirmation_wait);
   for (auto& link : links_)
     if (goes_out(link)) link->put(confirmations_.sent(update, link->number(), now), record);
-  confirmations_.sealed(update, confirmed_);
+  // PUTs go to lagging neighbors too: their acknowledgements show when they keep up again.
+  auto waits = confirmations_.sealed(update);
   if (!deadline_watch_running_) {
     deadline_watch_running_ = true;
     asio::co_spawn(strand_, give_up_late_confirmations(), asio::detached);
   }
-  return true;
+  return waits;
 }
 
 bool Herd::received(PeerLink& link, Location record, std::optional<std::uint64_t> put_id,
@@ -132,7 +140,7 @@ bool Herd::received(PeerLink& link, Location record, std::optional<std::uint64_t
 }
 
 void Herd::acknowledged(PeerLink& link, std::uint64_t first, std::uint64_t last) {
-  confirmations_.acknowledged(link.number(), first, last, confirmed_);
+  confirmations_.acknowledged(link.number(), first, last, Clock::now(), confirmed_);
 }
 
 void Herd::link_down(PeerLink& link) {
@@ -167,7 +175,22 @@ void Herd::deliver() {
     i = end;
   }
   confirmed_.clear();
+  log_lagging_links();
   for (auto& link : links_) link->flush();
+}
+
+void Herd::log_lagging_links() {
+  for (auto& link : links_) {
+    bool lagging = confirmations_.lagging(link->number());
+    if (lagging == lagging_[link->number()]) continue;
+    lagging_[link->number()] = lagging;
+    auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(patience.lagging_after);
+    log_.event("peer " + link->name(),
+               lagging ? fmt::format("lagging: a PUT unacknowledged for {} ms; replies no longer "
+                                     "wait for this neighbor",
+                                     limit.count())
+                       : std::string("keeps up again: replies wait for this neighbor"));
+  }
 }
 
 awaitable<void> Herd::give_up_late_confirmations() {

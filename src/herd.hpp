@@ -89,6 +89,7 @@ class Herd : private PeerHost {
              std::optional<Confirmations::Waiter> waiter, Clock::time_point now);
   // Hands the confirmed updates to whoever waits, and sends what all this queued on the links.
   void deliver();
+  void log_lagging_links();  // when nobody waits for a neighbor any more, and when again
   awaitable<void> give_up_late_confirmations();
 
   // PeerHost: what the links ask of the herd.
@@ -114,6 +115,7 @@ class Herd : private PeerHost {
   std::vector<std::shared_ptr<PeerLink>> links_;  // a link's index here is its number
   Confirmations confirmations_;
   std::vector<Confirmations::Waiter> confirmed_;  // to deliver at the end of this step
+  std::vector<bool> lagging_;                     // as last logged, by link number
   std::unordered_map<std::uint64_t, std::weak_ptr<ConfirmationListener>> clients_;
   std::uint64_t next_link_owner_ = std::uint64_t(1) << 63;  // above every client's number
   asio::steady_timer deadline_timer_;
