@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <exception>
 #include <string>
 #include <string_view>
 
@@ -37,6 +38,8 @@ struct ConnectionOptions {
   std::string who;                         // "client 7", "peer Hands": names it in the log
   std::chrono::milliseconds send_timeout;  // a write that moves nothing for this long fails
   bool linger = false;  // once done, read and discard until the other side closes (max 1 s)
+  // Closes a connection that completes no line, and is owed nothing, for this long (0: never).
+  std::chrono::milliseconds idle_timeout{0};
 };
 
 template <typename Stream>
@@ -77,7 +80,9 @@ class Connection {
 
  private:
   awaitable<void> reader();
+  asio::error_code read_available();
   asio::error_code read_what_is_there();
+  bool idle(std::chrono::steady_clock::time_point now) const;
   awaitable<void> writer();
   awaitable<asio::error_code> write_all(std::string_view text);
   awaitable<void> linger();
@@ -90,8 +95,11 @@ class Connection {
   LineBuffer input_;
   std::string outbox_, sending_;
   Signal wake_reader_, wake_writer_;
+  std::exception_ptr writer_failure_;  // a bug: rethrown by run()
   asio::cancellation_signal stop_;  // ends the read in progress, for stop_reading()
   std::string why_;
+  std::chrono::steady_clock::time_point last_active_;  // the last line read or write done
+  bool writer_running_ = false;
   bool writing_ = false;       // the writer has a write in flight
   bool reading_done_ = false;  // set by the reader, or by finish_reading()
   bool stopping_ = false;      // stop_reading() was called

@@ -1,6 +1,10 @@
 // Bytes read from a socket, handed out one complete line at a time. No I/O of its own.
+// Between reads it keeps only the unfinished line, in storage sized to it: a connection that
+// sent nothing holds nothing, one that sent part of a line holds about that part.
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <optional>
 #include <string_view>
@@ -10,39 +14,61 @@ namespace herd {
 
 class LineBuffer {
  public:
-  // Room for at least `n` more bytes at write_ptr(); moves unread bytes to the front when needed.
-  char* prepare(std::size_t n) {
-    if (begin_ > 0 && data_.size() - end_ < n) {
-      std::memmove(data_.data(), data_.data() + begin_, end_ - begin_);
-      end_ -= begin_;
-      scan_ -= begin_;
-      begin_ = 0;
-    }
-    if (data_.size() - end_ < n) data_.resize(end_ + n);
-    return data_.data() + end_;
+  // Adds bytes just read. Held bytes grow by a quarter at least, so a line arriving a byte at
+  // a time is copied a few times over, not once per byte.
+  void append(std::string_view bytes) {
+    if (bytes.empty()) return;
+    drop_taken();
+    auto needed = data_.size() + bytes.size();
+    if (needed > data_.capacity()) data_.reserve(std::max(needed, data_.size() + data_.size() / 4));
+    data_.insert(data_.end(), bytes.begin(), bytes.end());
   }
-  void commit(std::size_t n) { end_ += n; }
 
-  // The next complete line without its '\n'; valid until the next prepare().
+  // The next complete line without its '\n'; valid until the next append() or settle().
   std::optional<std::string_view> next_line() {
-    if (scan_ == end_) return std::nullopt;
-    if (auto nl = std::memchr(data_.data() + scan_, '\n', end_ - scan_)) {
+    if (scan_ == data_.size()) return std::nullopt;
+    if (auto nl = std::memchr(data_.data() + scan_, '\n', data_.size() - scan_)) {
       auto at = static_cast<std::size_t>(static_cast<const char*>(nl) - data_.data());
       std::string_view line(data_.data() + begin_, at - begin_);
       begin_ = scan_ = at + 1;
+      ++lines_taken_;
       return line;
     }
-    scan_ = end_;
+    scan_ = data_.size();
     return std::nullopt;
   }
 
   // What follows the last complete line.
-  std::string_view rest() const { return {data_.data() + begin_, end_ - begin_}; }
-  void clear() { begin_ = end_ = scan_ = 0; }
+  std::string_view rest() const { return {data_.data() + begin_, data_.size() - begin_}; }
+
+  // Forgets the lines handed out and gives back the storage rest() does not need.
+  void settle() {
+    if (begin_ == data_.size()) return release();
+    drop_taken();
+    if (data_.capacity() > data_.size() + data_.size() / 4 + 64) data_.shrink_to_fit();
+  }
+  void clear() { release(); }
+
+  // Lines handed out since the start: a connection's sign of life.
+  std::uint64_t lines_taken() const { return lines_taken_; }
+  // The bytes of storage held, whatever they hold.
+  std::size_t capacity() const { return data_.capacity(); }
 
  private:
+  void drop_taken() {
+    if (begin_ == 0) return;
+    data_.erase(data_.begin(), data_.begin() + static_cast<std::ptrdiff_t>(begin_));
+    scan_ -= begin_;
+    begin_ = 0;
+  }
+  void release() {
+    std::vector<char>().swap(data_);
+    begin_ = scan_ = 0;
+  }
+
   std::vector<char> data_;
-  std::size_t begin_ = 0, end_ = 0, scan_ = 0;
+  std::size_t begin_ = 0, scan_ = 0;  // the first byte not handed out; where to look for '\n'
+  std::uint64_t lines_taken_ = 0;
 };
 
 }  // namespace herd

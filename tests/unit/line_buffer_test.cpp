@@ -8,8 +8,7 @@ using herd::LineBuffer;
 
 namespace {
 void feed(LineBuffer& b, std::string_view bytes) {
-  std::memcpy(b.prepare(bytes.size()), bytes.data(), bytes.size());
-  b.commit(bytes.size());
+  b.append(bytes);
 }
 }  // namespace
 
@@ -41,4 +40,31 @@ TEST_CASE("unread bytes survive the buffer moving them to the front", "[line_buf
   }
   feed(b, "partial");
   CHECK(b.rest() == "partial");
+}
+
+TEST_CASE("between reads only the unfinished line is kept, in storage sized to it", "[line_buffer]") {
+  LineBuffer b;
+  b.append("IAMAT a +1+1 1\nWHATSAT a 1 1\n");
+  while (b.next_line()) {
+  }
+  b.settle();
+  CHECK(b.capacity() == 0);  // an idle connection holds nothing
+  CHECK(b.lines_taken() == 2);
+
+  std::string sent;
+  for (int i = 0; i < 60'000; ++i) {  // a line a byte at a time, never finished
+    b.append("x");
+    sent += 'x';
+    CHECK_FALSE(b.next_line());
+    b.settle();
+  }
+  CHECK(b.rest() == sent);
+  CHECK(b.capacity() <= sent.size() + sent.size() / 4 + 64);
+
+  b.append(std::string(4000, 'y') + "\nz");
+  CHECK(b.next_line()->size() == 64'000);
+  b.settle();
+  CHECK(b.rest() == "z");
+  CHECK(b.capacity() < 100);
+  CHECK(b.lines_taken() == 3);
 }
