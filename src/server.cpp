@@ -15,7 +15,8 @@ Server::Server(asio::io_context& io, const ServerConfig& self, const ClientsConf
       clients_(clients),
       herd_(herd),
       places_(places),
-      acceptor_(asio::make_strand(io)) {}
+      acceptor_(asio::make_strand(io)),
+      output_(static_cast<std::size_t>(clients.max_total_output_bytes)) {}
 
 void Server::listen() {
   auto where = fmt::format("{}:{}", self_.host, self_.port);
@@ -53,7 +54,7 @@ awaitable<void> Server::accept() {
       co_await pause.async_wait(as_result);
       continue;
     }
-    std::make_shared<Session>(std::move(socket), next_session_++, herd_, places_, clients_)
+    std::make_shared<Session>(std::move(socket), next_session_++, herd_, places_, clients_, output_)
         ->start();
   }
 }

@@ -6,6 +6,7 @@
 #include "config.hpp"
 #include "herd.hpp"
 #include "net.hpp"
+#include "output_budget.hpp"
 #include "places/provider.hpp"
 
 namespace herd {
@@ -31,6 +32,7 @@ class Server {
   places::Provider& places_;
   tcp::acceptor acceptor_;
   std::uint64_t next_session_ = 1;
+  OutputBudget output_;  // the replies every session holds
 };
 
 }  // namespace herd

@@ -1,5 +1,6 @@
 #include "session.hpp"
 
+#include <algorithm>
 #include <optional>
 #include <utility>
 
@@ -8,17 +9,30 @@
 namespace herd {
 
 Session::Session(tcp::socket socket, std::uint64_t id, Herd& herd, places::Provider& places,
-                 const ClientsConfig& clients)
+                 const ClientsConfig& clients, OutputBudget& budget)
     : id_(id),
       who_(fmt::format("client {}", id)),
       max_clock_skew_ms_(clients.max_clock_skew_ms),
       herd_(herd),
       places_(places),
       connection_(std::move(socket), *this, herd.log(),
-                  {who_, std::chrono::milliseconds(clients.send_timeout_ms), true}) {}
+                  {who_, std::chrono::milliseconds(clients.send_timeout_ms), true,
+                   std::chrono::milliseconds(clients.idle_timeout_ms)}),
+      replies_(std::min<std::size_t>(ReplyQueue::max_unsent, clients.max_output_bytes / 2)),
+      budget_(budget),
+      max_output_(static_cast<std::size_t>(clients.max_output_bytes)) {}
 
 void Session::start() {
-  asio::co_spawn(connection_.stream().get_executor(), run(shared_from_this()), asio::detached);
+  herd_.join(id_, weak_from_this());
+  asio::error_code ec;
+  auto remote = connection_.stream().remote_endpoint(ec);
+  herd_.log().event(
+      who_, fmt::format("connected from {}:{}", remote.address().to_string(), remote.port()));
+  // A completion handler, not a coroutine around run(): one frame less on every connection.
+  asio::co_spawn(connection_.stream().get_executor(), connection_.run(),
+                 [self = shared_from_this()](std::exception_ptr, std::string why) {
+                   self->finished(why);
+                 });
 }
 
 void Session::stop() {
@@ -31,16 +45,12 @@ void Session::confirmed(std::vector<std::uint64_t> replies) {
                  [self = shared_from_this(), replies = std::move(replies)] {
                    for (auto reply : replies) self->complete(reply);
                    self->connection_.flush();
+                   self->account();
                  });
 }
 
-awaitable<void> Session::run([[maybe_unused]] std::shared_ptr<Session> self) {
-  herd_.join(id_, weak_from_this());
-  asio::error_code ec;
-  auto remote = connection_.stream().remote_endpoint(ec);
-  herd_.log().event(
-      who_, fmt::format("connected from {}:{}", remote.address().to_string(), remote.port()));
-  auto why = co_await connection_.run();
+void Session::finished(const std::string& why) {
+  budget_.change(std::exchange(accounted_, 0), 0);
   herd_.leave(id_);
   if (!why.empty()) herd_.log().event(who_, why + "; disconnecting");
   if (!handed_over_) herd_.log().event(who_, "disconnected");
@@ -76,7 +86,10 @@ void Session::received(LineBuffer& input, Timestamp at, Input state) {
     herd_.log().received(who_, input.rest(), at);
     handle(input.rest(), at);
   }
-  if (ops_.empty()) return connection_.flush();
+  if (ops_.empty()) {
+    connection_.flush();
+    return account();
+  }
   in_herd_ = true;
   herd_.submit(ops_, id_, connection_.stream().get_executor(),
                [self = shared_from_this()] { self->applied(); });
@@ -127,7 +140,7 @@ void Session::handle(std::string_view line, Timestamp at) {
 
 void Session::applied() {
   in_herd_ = false;
-  for (std::size_t i = 0; i < ops_.size(); ++i) {
+  for (std::size_t i = 0; i < ops_.size() && !connection_.closed(); ++i) {
     auto& op = ops_[i];
     if (op.kind == StoreOp::Kind::lookup && op.found)
       look_up_places(op, lookups_[i]);
@@ -135,6 +148,7 @@ void Session::applied() {
       complete(op.reply);
   }
   connection_.flush();
+  account();
   connection_.wake_reader();
 }
 
@@ -150,12 +164,31 @@ void Session::look_up_places(StoreOp& op, Lookup lookup) {
                    [self, reply, text = std::move(text)] {
                      self->complete(reply, text);
                      self->connection_.flush();
+                     self->account();
                    });
   });
 }
 
 void Session::complete(std::uint64_t reply, std::string_view text) {
+  if (connection_.closed()) return;
   replies_.complete(reply, connection_.outbox(), text);
+  if (connection_.unsent() + replies_.waiting_bytes() > max_output_) account();
+}
+
+// Like Redis's client-output-buffer-limit: replies are made faster than a client that does not
+// read can be paused (one read of WHATSATs makes megabytes), so the cap is on what is held.
+void Session::account() {
+  if (connection_.closed()) return;
+  auto held = connection_.unsent() + replies_.waiting_bytes();
+  bool all_over = budget_.change(std::exchange(accounted_, held), held);
+  if (held > max_output_)
+    connection_.close(fmt::format("{} bytes of replies unread, over clients.max_output_bytes ({})",
+                                  held, max_output_));
+  else if (all_over && held >= max_output_ / 16)
+    connection_.close(fmt::format(
+        "{} bytes of replies unread while all clients hold {}, over "
+        "clients.max_total_output_bytes ({})",
+        held, budget_.held(), budget_.limit()));
 }
 
 }  // namespace herd

@@ -10,6 +10,7 @@
 #include "connection.hpp"
 #include "herd.hpp"
 #include "net.hpp"
+#include "output_budget.hpp"
 #include "places/provider.hpp"
 #include "reply_queue.hpp"
 
@@ -21,7 +22,7 @@ class Session : public std::enable_shared_from_this<Session>,
  public:
   // `socket` runs on the session's own strand.
   Session(tcp::socket socket, std::uint64_t id, Herd& herd, places::Provider& places,
-          const ClientsConfig& clients);
+          const ClientsConfig& clients, OutputBudget& budget);
 
   void start();
   // Stops reading; what was already read is answered, then the connection closes.
@@ -29,12 +30,13 @@ class Session : public std::enable_shared_from_this<Session>,
   void confirmed(std::vector<std::uint64_t> replies) override;
 
  private:
-  awaitable<void> run(std::shared_ptr<Session> self);
+  void finished(const std::string& why);  // the connection is closed
 
   // LineHandler
   void received(LineBuffer& input, Timestamp at, Input state) override;
   bool hold_reading() const override;
   bool owes_output() const override { return replies_.waiting() > 0; }
+  void refill(std::string& /*outbox*/) override { account(); }
 
   // A WHATSAT's radius and bound, kept until its client's record is found.
   struct Lookup {
@@ -46,6 +48,8 @@ class Session : public std::enable_shared_from_this<Session>,
   void applied();  // the herd has run the batch
   void look_up_places(StoreOp& op, Lookup lookup);
   void complete(std::uint64_t reply, std::string_view text = {});
+  // Counts the replies held unsent, and disconnects a client that holds too many.
+  void account();
 
   std::uint64_t id_;
   std::string who_;  // "client N", for the log
@@ -54,6 +58,9 @@ class Session : public std::enable_shared_from_this<Session>,
   places::Provider& places_;
   Connection<tcp::socket> connection_;
   ReplyQueue replies_;
+  OutputBudget& budget_;
+  std::size_t max_output_;
+  std::size_t accounted_ = 0;  // what budget_ counts for this session
   std::vector<StoreOp> ops_;     // the batch of the last read
   std::vector<Lookup> lookups_;  // parallel to ops_
   bool first_line_ = true;
