@@ -1,12 +1,14 @@
 // The listening socket: accepts connections and gives each a session on a strand of its own.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <string_view>
 
 #include "config.hpp"
 #include "herd.hpp"
 #include "net.hpp"
-#include "output_budget.hpp"
+#include "client_budget.hpp"
 #include "places/provider.hpp"
 
 namespace herd {
@@ -24,6 +26,8 @@ class Server {
 
  private:
   awaitable<void> accept();
+  // Waits before accepting again, longer each time in a row; logs the first of an episode.
+  awaitable<void> pause_accepting(std::string_view why);
 
   asio::io_context& io_;
   const ServerConfig& self_;
@@ -32,7 +36,10 @@ class Server {
   places::Provider& places_;
   tcp::acceptor acceptor_;
   std::uint64_t next_session_ = 1;
-  OutputBudget output_;  // the replies every session holds
+  ClientBudget clients_open_;  // what the sessions hold together
+  std::size_t max_clients_;    // the descriptor limit less a reserve for links, the log, places
+  std::size_t pauses_ = 0;     // accepts that failed or waited in the current episode
+  std::chrono::steady_clock::time_point paused_since_;
 };
 
 }  // namespace herd

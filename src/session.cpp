@@ -9,7 +9,7 @@
 namespace herd {
 
 Session::Session(tcp::socket socket, std::uint64_t id, Herd& herd, places::Provider& places,
-                 const ClientsConfig& clients, OutputBudget& budget)
+                 const ClientsConfig& clients, ClientBudget& budget)
     : id_(id),
       who_(fmt::format("client {}", id)),
       max_clock_skew_ms_(clients.max_clock_skew_ms),
@@ -50,7 +50,8 @@ void Session::confirmed(std::vector<std::uint64_t> replies) {
 }
 
 void Session::finished(const std::string& why) {
-  budget_.change(std::exchange(accounted_, 0), 0);
+  budget_.change_output(std::exchange(accounted_, 0), 0);
+  budget_.closed();
   herd_.leave(id_);
   if (!why.empty()) herd_.log().event(who_, why + "; disconnecting");
   if (!handed_over_) herd_.log().event(who_, "disconnected");
@@ -180,7 +181,7 @@ void Session::complete(std::uint64_t reply, std::string_view text) {
 void Session::account() {
   if (connection_.closed()) return;
   auto held = connection_.unsent() + replies_.waiting_bytes();
-  bool all_over = budget_.change(std::exchange(accounted_, held), held);
+  bool all_over = budget_.change_output(std::exchange(accounted_, held), held);
   if (held > max_output_)
     connection_.close(fmt::format("{} bytes of replies unread, over clients.max_output_bytes ({})",
                                   held, max_output_));
@@ -188,7 +189,7 @@ void Session::account() {
     connection_.close(fmt::format(
         "{} bytes of replies unread while all clients hold {}, over "
         "clients.max_total_output_bytes ({})",
-        held, budget_.held(), budget_.limit()));
+        held, budget_.output(), budget_.output_limit()));
 }
 
 }  // namespace herd

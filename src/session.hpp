@@ -10,7 +10,7 @@
 #include "connection.hpp"
 #include "herd.hpp"
 #include "net.hpp"
-#include "output_budget.hpp"
+#include "client_budget.hpp"
 #include "places/provider.hpp"
 #include "reply_queue.hpp"
 
@@ -22,7 +22,7 @@ class Session : public std::enable_shared_from_this<Session>,
  public:
   // `socket` runs on the session's own strand.
   Session(tcp::socket socket, std::uint64_t id, Herd& herd, places::Provider& places,
-          const ClientsConfig& clients, OutputBudget& budget);
+          const ClientsConfig& clients, ClientBudget& budget);
 
   void start();
   // Stops reading; what was already read is answered, then the connection closes.
@@ -58,7 +58,7 @@ class Session : public std::enable_shared_from_this<Session>,
   places::Provider& places_;
   Connection<tcp::socket> connection_;
   ReplyQueue replies_;
-  OutputBudget& budget_;
+  ClientBudget& budget_;
   std::size_t max_output_;
   std::size_t accounted_ = 0;  // what budget_ counts for this session
   std::vector<StoreOp> ops_;     // the batch of the last read
