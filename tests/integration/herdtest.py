@@ -115,8 +115,10 @@ def split_whatsat(reply):
 class Herd:
     """Servers from a generated herd.toml on free ports, each a child process."""
 
-    def __init__(self, binary, links=None, places=None, extra_env=None, threads=None, extra_toml=""):
+    def __init__(self, binary, links=None, places=None, extra_env=None, threads=None, extra_toml="",
+                 preexec=None):
         self.binary = binary
+        self.preexec = preexec or {}  # server name -> preexec_fn (a descriptor limit, say)
         self.links = links or ORIGINAL_LINKS
         self.dir = scratch_dir("herd-test-")
         self.names = list(self.links)
@@ -141,7 +143,8 @@ class Herd:
             if self.threads:
                 args[1:1] = ["--threads", str(self.threads)]
             out = open(os.path.join(self.dir, f"{name}.out"), "w")
-            self.procs[name] = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=self.env)
+            self.procs[name] = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=self.env,
+                                                preexec_fn=self.preexec.get(name))
         try:
             for name in names or self.names:
                 wait_until(lambda: self.listening(name) or self.exited(name), 15, f"{name} to listen")
