@@ -119,10 +119,13 @@ awaitable<void> Connection<Stream>::reader() {
     auto state = saw_eof_                              ? Input::eof
                  : error || reading_done_ || stopping_ ? Input::over
                                                        : Input::more;
-    auto lines_before = input_.lines_taken();
-    handler_.received(input_, wall_clock(), state);
-    input_.settle();
-    if (input_.lines_taken() != lines_before) last_active_ = std::chrono::steady_clock::now();
+    auto at = wall_clock();
+    hand_over(at, state);
+    // A handler that paces its replies leaves lines for later: they go before the next read.
+    while (input_.has_line() && !reading_done_ && !closed_) {
+      while (handler_.hold_reading() && !reading_done_ && !closed_) co_await wake_reader_.wait();
+      if (!reading_done_ && !closed_) hand_over(at, state);
+    }
     if (state != Input::more || reading_done_) break;  // the handler may have finished reading
     while (handler_.hold_reading() && !reading_done_ && !closed_) co_await wake_reader_.wait();
     // The other connections go first: by the time this one reads again its client has likely
@@ -131,6 +134,14 @@ awaitable<void> Connection<Stream>::reader() {
   }
   reading_done_ = true;
   wake_writer_.notify();
+}
+
+template <typename Stream>
+void Connection<Stream>::hand_over(Timestamp at, LineHandler::Input state) {
+  auto lines_before = input_.lines_taken();
+  handler_.received(input_, at, state);
+  input_.settle();
+  if (input_.lines_taken() != lines_before) last_active_ = std::chrono::steady_clock::now();
 }
 
 // Takes what the socket holds into input_, without waiting: would_block when it holds nothing.

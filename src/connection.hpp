@@ -23,7 +23,8 @@ class LineHandler {
   // more: more may come. eof: the other side closed its side, so a line still without its
   // newline is its last. over: nothing more will be read (the read failed, or reading stopped).
   enum class Input { more, eof, over };
-  // Bytes read at `at` were added to `input`: take the complete lines.
+  // Bytes read at `at` were added to `input`: take the complete lines. Lines left in it are
+  // handed over again (same `at` and `state`) once hold_reading() is false.
   virtual void received(LineBuffer& input, Timestamp at, Input state) = 0;
   // Called by the writer before each write: a chance to add output made lazily (a catch-up).
   virtual void refill(std::string& /*outbox*/) {}
@@ -81,6 +82,7 @@ class Connection {
  private:
   awaitable<void> reader();
   asio::error_code read_available();
+  void hand_over(Timestamp at, LineHandler::Input state);  // input_ to the handler
   asio::error_code read_what_is_there();
   bool idle(std::chrono::steady_clock::time_point now) const;
   awaitable<void> writer();

@@ -38,7 +38,12 @@ class LineBuffer {
     return std::nullopt;
   }
 
-  // What follows the last complete line.
+  // Whether a complete line waits to be taken.
+  bool has_line() const {
+    return std::memchr(data_.data() + scan_, '\n', data_.size() - scan_) != nullptr;
+  }
+
+  // What follows the last complete line taken.
   std::string_view rest() const { return {data_.data() + begin_, data_.size() - begin_}; }
 
   // Forgets the lines handed out and gives back the storage rest() does not need.

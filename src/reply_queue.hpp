@@ -35,6 +35,7 @@ class ReplyQueue {
 
   // Whether the session should stop reading until the client takes some of its replies:
   // `unsent` is what the connection holds that the socket has not taken.
+  std::size_t pause_at() const { return pause_at_; }
   bool should_pause_reading(std::size_t unsent) const {
     return unsent + waiting_bytes() > pause_at_;
   }

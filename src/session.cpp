@@ -60,10 +60,13 @@ void Session::finished(const std::string& why) {
 void Session::received(LineBuffer& input, Timestamp at, Input state) {
   ops_.clear();
   lookups_.clear();
+  batch_places_ = 0;
   const char* logged_from = nullptr;
   std::string_view last;
   std::optional<std::string_view> overlong;
-  while (auto line = input.next_line()) {
+  while (!batch_full()) {
+    auto line = input.next_line();
+    if (!line) break;
     if (line->size() > max_line_bytes) {
       overlong = line;
       break;
@@ -76,13 +79,14 @@ void Session::received(LineBuffer& input, Timestamp at, Input state) {
   if (logged_from)
     herd_.log().received(
         who_, {logged_from, static_cast<std::size_t>(last.data() + last.size() - logged_from)}, at);
-  if (!overlong && input.rest().size() > max_line_bytes) overlong = input.rest();
+  bool held_back = !overlong && input.has_line();  // for the next batch
+  if (!overlong && !held_back && input.rest().size() > max_line_bytes) overlong = input.rest();
   if (overlong) {
     // Answered as invalid, cut at the limit; nothing more is read from this connection.
     herd_.log().event(who_, fmt::format("line longer than {} bytes; closing", max_line_bytes));
     replies_.add(format_invalid(overlong->substr(0, max_line_bytes)), true, connection_.outbox());
     connection_.finish_reading();
-  } else if (state == Input::eof && !input.rest().empty()) {
+  } else if (state == Input::eof && !held_back && !input.rest().empty()) {
     // A last line may end at EOF without a newline.
     herd_.log().received(who_, input.rest(), at);
     handle(input.rest(), at);
@@ -94,6 +98,14 @@ void Session::received(LineBuffer& input, Timestamp at, Input state) {
   in_herd_ = true;
   herd_.submit(ops_, id_, connection_.stream().get_executor(),
                [self = shared_from_this()] { self->applied(); });
+}
+
+// One read of WHATSATs would make megabytes of replies at once, too many for the output cap
+// however fast the client reads: a batch takes lines only while its replies, as estimated,
+// stay under the point where reading pauses. The rest wait in the input for the next batch.
+bool Session::batch_full() const {
+  return batch_places_ > 0 &&
+         connection_.unsent() + replies_.waiting_bytes() + batch_places_ > replies_.pause_at();
 }
 
 bool Session::hold_reading() const {
@@ -134,6 +146,7 @@ void Session::handle(std::string_view line, Timestamp at) {
     herd_.prefetch(hash);
     ops_.push_back({StoreOp::Kind::lookup, whatsat->client, {}, hash, reply});
     lookups_.push_back({whatsat->radius_km, whatsat->bound});
+    batch_places_ += 512 + 512 * static_cast<std::size_t>(whatsat->bound);
   } else {
     replies_.add(format_invalid(line), true, out);
   }

@@ -35,6 +35,7 @@ class Session : public std::enable_shared_from_this<Session>,
   // LineHandler
   void received(LineBuffer& input, Timestamp at, Input state) override;
   bool hold_reading() const override;
+  bool batch_full() const;
   bool owes_output() const override { return replies_.waiting() > 0; }
   void refill(std::string& /*outbox*/) override { account(); }
 
@@ -66,6 +67,7 @@ class Session : public std::enable_shared_from_this<Session>,
   bool first_line_ = true;
   bool handed_over_ = false;  // the connection became a neighbor's link
   bool in_herd_ = false;      // a batch is with the herd: reading waits
+  std::size_t batch_places_ = 0;  // what this batch's WHATSATs may add to the replies, roughly
 };
 
 }  // namespace herd

@@ -197,13 +197,13 @@ def out_of_descriptors(server):
 
 
 def unread_replies_are_capped_and_memory_returns(server):
-    """Clients that pipeline WHATSATs and read none of the replies are disconnected, at
-    clients.max_output_bytes (or, paused first, at the send timeout), each logged once; RSS
-    stays bounded, and 5 s after they have all closed it is back within 64 MiB of where it
-    started."""
+    """Clients that pipeline WHATSATs and read none of the replies are paced, then
+    disconnected at clients.max_output_bytes (here smaller than one reply) or at the send
+    timeout, each logged once; RSS stays bounded, and 5 s after they have all closed it is
+    back within 64 MiB of where it started."""
     clients, sent = 100, 200 * 1024
     room_for(clients + 50)
-    herd = solo(server, "max_output_bytes = 262144\nsend_timeout_ms = 2000")
+    herd = solo(server, "max_output_bytes = 4096\nsend_timeout_ms = 2000")
     pid, port = herd.procs["Solo"].pid, herd.ports["Solo"]
     connections = []
     try:
@@ -254,15 +254,38 @@ def unread_replies_are_capped_and_memory_returns(server):
         after = rss_kb(pid)
         print(f"# RSS {base} kB at the start, {peak[0]} kB at the peak, {after} kB 5 s after the "
               f"{clients} clients closed", flush=True)
-        assert (peak[0] - base) * 1024 < clients * 262144 * 4, f"peak {peak[0]} kB from {base} kB"
+        assert (peak[0] - base) * 1024 < clients * 1024 * 1024, f"peak {peak[0]} kB from {base} kB"
         assert after - base < 64 * 1024, f"{after} kB from {base} kB"
         log = herd.log("Solo")
         assert log.count("; disconnecting") == clients, "one line per offender"
-        assert "over clients.max_output_bytes (262144)" in log
+        assert "over clients.max_output_bytes (4096)" in log
         assert herd.send("Solo", "WHATSAT loud.example 1 1").startswith("AT Solo ")
     finally:
         for s in connections:
             s.close()
+        herd.stop()
+
+
+def pipelining_client_that_reads_is_not_capped(server):
+    """Megabytes of WHATSAT replies to one burst of 56 KB, for a client that reads them: paced
+    below clients.max_output_bytes (1 MiB), not disconnected."""
+    herd = solo(server, "")
+    try:
+        herd.send("Solo", f"IAMAT burst.example {UCLA} {now()}")
+        count = 2000
+        with socket.create_connection(("127.0.0.1", herd.ports["Solo"]), timeout=30) as s:
+            s.sendall(b"WHATSAT burst.example 50 20\n" * count)
+            s.shutdown(socket.SHUT_WR)
+            got = bytearray()
+            while True:
+                chunk = s.recv(1 << 16)
+                if not chunk:
+                    break
+                got += chunk
+        replies = got.count(b"\n\n")
+        assert replies == count, f"{replies} of {count} replies"
+        assert "max_output_bytes" not in herd.log("Solo")
+    finally:
         herd.stop()
 
 
@@ -277,6 +300,8 @@ def main():
             out_of_descriptors, server)
     tap.run("unread replies are capped, and the memory goes back after the clients close",
             unread_replies_are_capped_and_memory_returns, server)
+    tap.run("a client that pipelines megabytes of replies and reads them is paced, not capped",
+            pipelining_client_that_reads_is_not_capped, server)
     tap.finish()
 
 

@@ -68,3 +68,16 @@ TEST_CASE("between reads only the unfinished line is kept, in storage sized to i
   CHECK(b.capacity() < 100);
   CHECK(b.lines_taken() == 3);
 }
+
+TEST_CASE("lines left for later are still there, and counted as waiting", "[line_buffer]") {
+  LineBuffer b;
+  b.append("a\nb\nc");
+  CHECK(b.has_line());
+  CHECK(b.next_line() == "a");
+  b.settle();  // the handler stopped early: "b" waits for the next batch
+  CHECK(b.has_line());
+  CHECK(b.next_line() == "b");
+  CHECK_FALSE(b.has_line());
+  CHECK_FALSE(b.next_line());
+  CHECK(b.rest() == "c");
+}
