@@ -119,15 +119,15 @@ awaitable<void> Connection<Stream>::reader() {
     auto state = saw_eof_                              ? Input::eof
                  : error || reading_done_ || stopping_ ? Input::over
                                                        : Input::more;
-    auto at = wall_clock();
-    hand_over(at, state);
     // A handler that paces its replies leaves lines for later: they go before the next read.
-    while (input_.has_line() && !reading_done_ && !closed_) {
+    // (One co_await in this loop, not two: each costs the frame of every idle connection.)
+    for (auto at = wall_clock(); !closed_; ) {
+      hand_over(at, state);
+      if (state != Input::more && !input_.has_line()) break;
       while (handler_.hold_reading() && !reading_done_ && !closed_) co_await wake_reader_.wait();
-      if (!reading_done_ && !closed_) hand_over(at, state);
+      if (!input_.has_line() || reading_done_) break;
     }
     if (state != Input::more || reading_done_) break;  // the handler may have finished reading
-    while (handler_.hold_reading() && !reading_done_ && !closed_) co_await wake_reader_.wait();
     // The other connections go first: by the time this one reads again its client has likely
     // written more, and the read finds data instead of costing a system call that finds none.
     co_await asio::post(stream_.get_executor(), asio::use_awaitable);
