@@ -40,7 +40,8 @@ class LineBuffer {
 
   // Whether a complete line waits to be taken.
   bool has_line() const {
-    return std::memchr(data_.data() + scan_, '\n', data_.size() - scan_) != nullptr;
+    return scan_ < data_.size() &&
+           std::memchr(data_.data() + scan_, '\n', data_.size() - scan_) != nullptr;
   }
 
   // What follows the last complete line taken.
