@@ -125,6 +125,7 @@ awaitable<void> Connection<Stream>::reader() {
       hand_over(at, state);
       if (state != Input::more && !input_.has_line()) break;
       while (handler_.hold_reading() && !reading_done_ && !closed_) co_await wake_reader_.wait();
+      input_.settle();  // only now: the batch (a session's StoreOps) points into its lines
       if (!input_.has_line() || reading_done_) break;
     }
     if (state != Input::more || reading_done_) break;  // the handler may have finished reading
@@ -140,7 +141,6 @@ template <typename Stream>
 void Connection<Stream>::hand_over(Timestamp at, LineHandler::Input state) {
   auto lines_before = input_.lines_taken();
   handler_.received(input_, at, state);
-  input_.settle();
   if (input_.lines_taken() != lines_before) last_active_ = std::chrono::steady_clock::now();
 }
 

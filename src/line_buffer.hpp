@@ -24,7 +24,8 @@ class LineBuffer {
     data_.insert(data_.end(), bytes.begin(), bytes.end());
   }
 
-  // The next complete line without its '\n'; valid until the next append() or settle().
+  // The next complete line without its '\n'; valid until the next append() or settle(), so
+  // that what refers to the lines of a read may live until the lines of the next are taken.
   std::optional<std::string_view> next_line() {
     if (scan_ == data_.size()) return std::nullopt;
     if (auto nl = std::memchr(data_.data() + scan_, '\n', data_.size() - scan_)) {
