@@ -301,13 +301,23 @@ Config parse_config(std::string_view text, const std::filesystem::path& file) {
   if (auto n = root.get("places")) read_places(r, r.table(*n, "places"), base, config.places);
   if (auto n = root.get("clients")) {
     const auto& t = r.table(*n, "clients");
-    r.only_keys(t, "clients", {"send_timeout_ms", "max_clock_skew_ms"});
+    r.only_keys(t, "clients", {"send_timeout_ms", "max_clock_skew_ms", "idle_timeout_ms",
+                               "max_output_bytes", "max_total_output_bytes"});
     if (auto timeout = t.get("send_timeout_ms"))
       config.clients.send_timeout_ms =
           static_cast<int>(r.integer(*timeout, "clients.send_timeout_ms", 1, 3'600'000));
     if (auto skew = t.get("max_clock_skew_ms"))  // at most about ten years
       config.clients.max_clock_skew_ms =
           r.integer(*skew, "clients.max_clock_skew_ms", 0, 315'360'000'000);
+    if (auto idle = t.get("idle_timeout_ms"))
+      config.clients.idle_timeout_ms =
+          static_cast<int>(r.integer(*idle, "clients.idle_timeout_ms", 1, 86'400'000));
+    constexpr std::int64_t gib = 1024 * 1024 * 1024;
+    if (auto cap = t.get("max_output_bytes"))
+      config.clients.max_output_bytes = r.integer(*cap, "clients.max_output_bytes", 4096, gib);
+    if (auto cap = t.get("max_total_output_bytes"))
+      config.clients.max_total_output_bytes =
+          r.integer(*cap, "clients.max_total_output_bytes", 65536, 1024 * gib);
   }
   if (auto n = root.get("log")) {
     const auto& t = r.table(*n, "log");

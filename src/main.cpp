@@ -1,4 +1,5 @@
 // herd-server: runs one server of the herd described by herd.toml.
+#include <malloc.h>
 #include <sys/resource.h>
 
 #include <csignal>
@@ -16,6 +17,16 @@
 #include "places/provider.hpp"
 #include "server.hpp"
 #include "tls.hpp"
+
+#ifdef HERD_JEMALLOC
+// Memory freed (by clients that held megabytes of replies, say) goes back to the system within
+// about a second, also while the server is idle: by default jemalloc gives it back only as it
+// allocates more, and ten seconds late.
+extern "C" {
+extern const char* malloc_conf;
+const char* malloc_conf = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
+}
+#endif
 
 namespace {
 
@@ -93,6 +104,19 @@ herd::awaitable<void> flush_log_regularly(herd::Log& log, asio::steady_timer& ti
     if (error) co_return;
   }
 }
+
+#ifndef HERD_JEMALLOC
+// glibc's malloc keeps freed memory in its arenas; give it back once a second. (jemalloc does
+// so by itself: see malloc_conf.)
+herd::awaitable<void> return_freed_memory(asio::steady_timer& timer) {
+  for (;;) {
+    timer.expires_after(1s);
+    auto [error] = co_await timer.async_wait(herd::as_result);
+    if (error) co_return;
+    malloc_trim(0);
+  }
+}
+#endif
 
 // Log rotation: once the file has been moved away, each SIGHUP starts a new one at the path.
 herd::awaitable<void> reopen_log_on_hangup(herd::Log& log, asio::signal_set& hangup,
@@ -181,6 +205,10 @@ int run(const Options& options) {
   server.start();
   asio::steady_timer flush_timer(io);
   asio::co_spawn(io, flush_log_regularly(log, flush_timer), asio::detached);
+  asio::steady_timer trim_timer(io);
+#ifndef HERD_JEMALLOC
+  asio::co_spawn(io, return_freed_memory(trim_timer), asio::detached);
+#endif
 
   asio::signal_set hangup(io, SIGHUP);
   asio::co_spawn(io, reopen_log_on_hangup(log, hangup, self), asio::detached);
@@ -195,6 +223,7 @@ int run(const Options& options) {
     herd.stop();
     places->shutdown();
     flush_timer.cancel();
+    trim_timer.cancel();
     asio::co_spawn(herd.strand(), finish(io, herd), asio::detached);
   });
 

@@ -384,7 +384,7 @@ awaitable<void> PeerLink::run(Stream stream, std::string buffered, std::string g
   auto self = shared_from_this();
   if (live_) {  // what was sent on it will not be acknowledged: the link starts afresh
     live_->connection.close("replaced by a new connection");
-    host_.peer_log().warning(who_, "link down: replaced by a new connection");
+    host_.peer_log().event(who_, "link down: replaced by a new connection");
     report_traffic(*live_, true);
     live_.reset();
     host_.link_down(*this);

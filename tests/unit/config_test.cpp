@@ -72,6 +72,9 @@ TEST_CASE("defaults: geonames, logs next to the file, localhost", "[config]") {
   CHECK(config.log_dir == "logs");
   CHECK(config.clients.send_timeout_ms == 60'000);
   CHECK(config.clients.max_clock_skew_ms == 86'400'000);
+  CHECK(config.clients.idle_timeout_ms == 300'000);
+  CHECK(config.clients.max_output_bytes == 1024 * 1024);
+  CHECK(config.clients.max_total_output_bytes == 256 * 1024 * 1024);
   CHECK(config.servers.at(0).host == "127.0.0.1");
   CHECK(config.servers.at(0).neighbors.empty());
 }
@@ -133,7 +136,22 @@ TEST_CASE("config errors name the file, line, column and key", "[config]") {
        "/etc/herd/herd.toml:2:19: clients.send_timeout_ms: 0 is out of range 1..3600000"},
       {"[clients]\nsend_timeout = 5\n[servers.A]\nport = 1\n",
        "/etc/herd/herd.toml:2:1: clients.send_timeout: unknown key (expected one of: "
-       "send_timeout_ms, max_clock_skew_ms)"},
+       "send_timeout_ms, max_clock_skew_ms, idle_timeout_ms, max_output_bytes, "
+       "max_total_output_bytes)"},
+      {"[clients]\nmax_output_bytes = 100\n[servers.A]\nport = 1\n",
+       "/etc/herd/herd.toml:2:20: clients.max_output_bytes: 100 is out of range 4096..1073741824"},
+      {"[clients]\nmax_output_bytes = 1.5\n[servers.A]\nport = 1\n",
+       "/etc/herd/herd.toml:2:20: clients.max_output_bytes: expected an integer, got a float"},
+      {"[clients]\nmax_total_output_bytes = 0\n[servers.A]\nport = 1\n",
+       "/etc/herd/herd.toml:2:26: clients.max_total_output_bytes: 0 is out of range "
+       "65536..1099511627776"},
+      {"[clients]\nmax_total_output_bytes = \"1G\"\n[servers.A]\nport = 1\n",
+       "/etc/herd/herd.toml:2:26: clients.max_total_output_bytes: expected an integer, got a "
+       "string"},
+      {"[clients]\nidle_timeout_ms = 0\n[servers.A]\nport = 1\n",
+       "/etc/herd/herd.toml:2:19: clients.idle_timeout_ms: 0 is out of range 1..86400000"},
+      {"[clients]\nidle_timeout_ms = \"5m\"\n[servers.A]\nport = 1\n",
+       "/etc/herd/herd.toml:2:19: clients.idle_timeout_ms: expected an integer, got a string"},
       {"[clients]\nmax_clock_skew_ms = -1\n[servers.A]\nport = 1\n",
        "/etc/herd/herd.toml:2:21: clients.max_clock_skew_ms: -1 is out of range 0..315360000000"},
       {"[log]\ndir = 5\n[servers.A]\nport = 1\n",
