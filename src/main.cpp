@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -11,6 +12,7 @@
 #include "config.hpp"
 #include "herd.hpp"
 #include "log.hpp"
+#include "metrics_port.hpp"
 #include "net.hpp"
 #include "peer_port.hpp"
 #include "places/provider.hpp"
@@ -152,8 +154,11 @@ int run(const Options& options) {
   herd::Herd herd(io, config, self, log, peer_tls.get());
   herd::Server server(io, self, config.clients, herd, *places, client_tls.get());
   herd::PeerPort peer_port(herd, self, peer_tls.get());
+  std::optional<herd::MetricsPort> metrics_port;
+  if (self.metrics_port) metrics_port.emplace(io, herd, self);
   server.listen();
   peer_port.listen();
+  if (metrics_port) metrics_port->listen();
   if (!peer_tls && !is_loopback(self.listen))
     log.event("server", fmt::format("warning: links to neighbors are plaintext while listening on "
                                     "{}: anybody who can reach the peer port {} can speak for "
@@ -163,14 +168,19 @@ int run(const Options& options) {
   std::string neighbors;
   for (const auto& n : self.neighbors) neighbors += (neighbors.empty() ? "" : ", ") + n;
   log.event("server",
-            fmt::format("{} listening on {} (clients){} and {} (neighbors, {}); neighbors: {}; "
+            fmt::format("{} listening on {} (clients){} and {} (neighbors, {}){}; neighbors: {}; "
                         "places: {}; up to {} open descriptors",
                         self.name, herd::address_text(self.listen, self.port),
                         self.tls_port ? fmt::format(", {} (clients, TLS)",
                                                     herd::address_text(self.listen, self.tls_port))
                                       : "",
                         herd::address_text(self.listen, self.peer_port),
-                        peer_tls ? "TLS" : "plaintext", neighbors.empty() ? "none" : neighbors,
+                        peer_tls ? "TLS" : "plaintext",
+                        self.metrics_port
+                            ? fmt::format(", {} (metrics)",
+                                          herd::address_text(self.listen, self.metrics_port))
+                            : "",
+                        neighbors.empty() ? "none" : neighbors,
                         config.places.provider, descriptors));
   fmt::print("{} listening on {} (neighbors: {})\n", self.name,
              herd::address_text(self.listen, self.port), neighbors.empty() ? "none" : neighbors);
@@ -179,6 +189,7 @@ int run(const Options& options) {
   herd.start();
   peer_port.start();
   server.start();
+  if (metrics_port) metrics_port->start();
   asio::steady_timer flush_timer(io);
   asio::co_spawn(io, flush_log_regularly(log, flush_timer), asio::detached);
 
@@ -192,6 +203,7 @@ int run(const Options& options) {
     hangup.cancel();
     server.stop();
     peer_port.stop();
+    if (metrics_port) metrics_port->stop();
     herd.stop();
     places->shutdown();
     flush_timer.cancel();

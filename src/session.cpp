@@ -36,7 +36,7 @@ void Session::confirmed(std::vector<std::uint64_t> replies) {
   asio::dispatch(connection_.executor(),
                  [self = shared_from_this(), replies = std::move(replies)] {
                    for (auto reply : replies) self->complete(reply);
-                   self->connection_.flush();
+                   self->flush();
                  });
 }
 
@@ -71,6 +71,7 @@ void Session::received(LineBuffer& input, Timestamp at, Input state) {
   if (overlong) {
     // Answered as invalid, cut at the limit; nothing more is read from this connection.
     herd_.log().warning(who_, fmt::format("line longer than {} bytes; closing", max_line_bytes));
+    herd_.client_counters().add(herd_.client_counters().invalid);
     replies_.add(format_invalid(overlong->substr(0, max_line_bytes)), true, connection_.outbox());
     connection_.finish_reading();
   } else if (state == Input::eof && !input.rest().empty()) {
@@ -78,7 +79,7 @@ void Session::received(LineBuffer& input, Timestamp at, Input state) {
     herd_.log().received(who_, input.rest(), at);
     handle(input.rest(), at);
   }
-  if (ops_.empty()) return connection_.flush();
+  if (ops_.empty()) return flush();
   in_herd_ = true;
   herd_.submit(ops_, id_, connection_.executor(),
                [self = shared_from_this()] { self->applied(); });
@@ -91,6 +92,10 @@ bool Session::hold_reading() const {
 void Session::handle(std::string_view line, Timestamp at) {
   auto command = parse_client_line(line);
   auto& out = connection_.outbox();
+  auto& counters = herd_.client_counters();
+  counters.add(std::holds_alternative<Iamat>(command)     ? counters.iamat
+               : std::holds_alternative<Whatsat>(command) ? counters.whatsat
+                                                          : counters.invalid);
   if (auto iamat = std::get_if<Iamat>(&command);
       iamat && too_far_ahead(iamat->client_time, at, max_clock_skew_ms_)) {
     replies_.add(format_invalid(line), true, out);  // it would pin the client's record for good
@@ -127,7 +132,7 @@ void Session::applied() {
     else if (!op.waiting)
       complete(op.reply);
   }
-  connection_.flush();
+  flush();
   connection_.wake_reader();
 }
 
@@ -135,20 +140,30 @@ void Session::look_up_places(StoreOp& op, Lookup lookup) {
   auto where = op.location.where();
   places::NearbyQuery query{where.lat, where.lng, lookup.radius_km, lookup.bound};
   places_.nearby(query, [self = shared_from_this(), reply = op.reply,
-                         at_line = std::move(op.location.at_line)](std::string json) mutable {
+                         at_line = std::move(op.location.at_line),
+                         asked = std::chrono::steady_clock::now()](std::string json) mutable {
+    std::chrono::duration<double> took = std::chrono::steady_clock::now() - asked;
+    self->herd_.places_counters().observe(places_status(json), took.count());
     std::string text;
     text.reserve(at_line.size() + json.size() + 3);
     text.append(at_line).append("\n").append(json).append("\n\n");
     asio::dispatch(self->connection_.executor(),
                    [self, reply, text = std::move(text)] {
                      self->complete(reply, text);
-                     self->connection_.flush();
+                     self->flush();
                    });
   });
 }
 
 void Session::complete(std::uint64_t reply, std::string_view text) {
   replies_.complete(reply, connection_.outbox(), text);
+}
+
+void Session::flush() {
+  auto handed_out = replies_.handed_out();
+  herd_.client_counters().add(herd_.client_counters().replies, handed_out - replies_counted_);
+  replies_counted_ = handed_out;
+  connection_.flush();
 }
 
 }  // namespace herd

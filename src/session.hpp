@@ -48,6 +48,7 @@ class Session : public std::enable_shared_from_this<Session>,
   void applied();  // the herd has run the batch
   void look_up_places(StoreOp& op, Lookup lookup);
   void complete(std::uint64_t reply, std::string_view text = {});
+  void flush();  // counts the replies handed out, then writes them
 
   std::uint64_t id_;
   std::string who_;  // "client N", for the log
@@ -59,6 +60,7 @@ class Session : public std::enable_shared_from_this<Session>,
   std::vector<StoreOp> ops_;     // the batch of the last read
   std::vector<Lookup> lookups_;  // parallel to ops_
   bool in_herd_ = false;      // a batch is with the herd: reading waits
+  ReplyQueue::Id replies_counted_ = 0;
 };
 
 }  // namespace herd
