@@ -160,9 +160,10 @@ void Session::complete(std::uint64_t reply, std::string_view text) {
 }
 
 void Session::flush() {
-  auto handed_out = replies_.handed_out();
-  herd_.client_counters().add(herd_.client_counters().replies, handed_out - replies_counted_);
-  replies_counted_ = handed_out;
+  if (auto handed_out = replies_.handed_out(); handed_out != replies_counted_) {
+    herd_.client_counters().add(herd_.client_counters().replies, handed_out - replies_counted_);
+    replies_counted_ = handed_out;
+  }
   connection_.flush();
 }
 
