@@ -156,7 +156,8 @@ ServerEntry read_server(const Reader& r, const toml::key& name, const toml::node
   if (!valid_server_name(name.str()))
     r.fail(name.source(), prefix, "a server name may use only letters, digits, '-', '_' and '.'");
   const auto& t = r.table(node, prefix);
-  r.only_keys(t, prefix, {"host", "listen", "port", "peer_port", "tls_port", "metrics_port", "talks_with"});
+  r.only_keys(t, prefix,
+              {"host", "listen", "port", "peer_port", "tls_port", "metrics_port", "talks_with"});
   ServerEntry entry;
   auto& config = entry.config;
   config.name = name.str();

@@ -130,7 +130,7 @@ class Herd : private PeerHost {
   bool deadline_watch_running_ = false;
   ClientCounters client_counters_;
   PlacesCounters places_counters_;
-  std::uint64_t puts_sent_ = 0;      // on the strand, like the rest
+  std::uint64_t puts_sent_ = 0;  // on the strand, like the rest
   std::uint64_t acks_received_ = 0;
 };
 

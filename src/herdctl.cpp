@@ -279,7 +279,8 @@ StatusOptions parse_status_options(const std::vector<std::string>& args, bool wa
     } else if (watch && args[i] == "--count" && i + 1 < args.size()) {
       char* end = nullptr;
       long n = std::strtol(args[++i].c_str(), &end, 10);
-      if (*end != '\0' || n < 1) fail(fmt::format("--count takes a positive number\n\n{}", status_usage), 2);
+      if (*end != '\0' || n < 1)
+        fail(fmt::format("--count takes a positive number\n\n{}", status_usage), 2);
       options.count = static_cast<int>(n);
     } else {
       fail(fmt::format("{}: unknown argument {}\n\n{}", watch ? "watch" : "status", args[i],

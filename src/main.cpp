@@ -168,20 +168,18 @@ int run(const Options& options) {
   std::string neighbors;
   for (const auto& n : self.neighbors) neighbors += (neighbors.empty() ? "" : ", ") + n;
   log.event("server",
-            fmt::format("{} listening on {} (clients){} and {} (neighbors, {}){}; neighbors: {}; "
+            fmt::format("{} listening on {} (clients){} and {} (neighbors, {}); neighbors: {}; "
                         "places: {}; up to {} open descriptors",
                         self.name, herd::address_text(self.listen, self.port),
                         self.tls_port ? fmt::format(", {} (clients, TLS)",
                                                     herd::address_text(self.listen, self.tls_port))
                                       : "",
                         herd::address_text(self.listen, self.peer_port),
-                        peer_tls ? "TLS" : "plaintext",
-                        self.metrics_port
-                            ? fmt::format(", {} (metrics)",
-                                          herd::address_text(self.listen, self.metrics_port))
-                            : "",
-                        neighbors.empty() ? "none" : neighbors,
+                        peer_tls ? "TLS" : "plaintext", neighbors.empty() ? "none" : neighbors,
                         config.places.provider, descriptors));
+  if (metrics_port)
+    log.event("server", fmt::format("metrics on {} (/metrics, /healthz)",
+                                    herd::address_text(self.listen, self.metrics_port)));
   fmt::print("{} listening on {} (neighbors: {})\n", self.name,
              herd::address_text(self.listen, self.port), neighbors.empty() ? "none" : neighbors);
   std::fflush(stdout);

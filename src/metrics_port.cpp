@@ -29,9 +29,13 @@ std::string health_of(const HerdSnapshot& herd) {
 MetricsPort::MetricsPort(asio::io_context& io, Herd& herd, const ServerConfig& self)
     : herd_(herd), self_(self), acceptor_(asio::make_strand(io)) {}
 
-void MetricsPort::listen() { listen_on(acceptor_, self_.listen, self_.metrics_port); }
+void MetricsPort::listen() {
+  listen_on(acceptor_, self_.listen, self_.metrics_port);
+}
 
-void MetricsPort::start() { asio::co_spawn(acceptor_.get_executor(), accept(), asio::detached); }
+void MetricsPort::start() {
+  asio::co_spawn(acceptor_.get_executor(), accept(), asio::detached);
+}
 
 void MetricsPort::stop() {
   asio::post(acceptor_.get_executor(), [this] {
@@ -123,8 +127,8 @@ awaitable<MetricsSnapshot> MetricsPort::snapshot() {
   herd_.places_counters().copy_to(s.places_by_status, s.places_latency);
   s.log_bytes = herd_.log().bytes_written();
   s.start_time = std::chrono::duration<double>(started_.time_since_epoch()).count();
-  s.uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_steady_)
-                 .count();
+  s.uptime =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started_steady_).count();
   co_return s;
 }
 

@@ -106,8 +106,8 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   bool stopped_ = false;
   std::shared_ptr<Live> live_;
   asio::steady_timer retry_;
-  Signal went_down_;
-  std::uint64_t catch_up_records_sent_ = 0;  // the link went down (or the server stops): a redialer wakes
+  Signal went_down_;  // the link went down (or the server stops): a redialer wakes
+  std::uint64_t catch_up_records_sent_ = 0;
 };
 
 }  // namespace herd

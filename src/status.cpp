@@ -67,7 +67,8 @@ std::optional<std::string> http_get(const std::string& host, std::uint16_t port,
   auto deadline = Clock::now() + timeout;
   int fd = connect_by(host, port, deadline, error);
   if (fd < 0) return std::nullopt;
-  auto request = fmt::format("GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", path, host);
+  auto request =
+      fmt::format("GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", path, host);
   std::string response;
   bool sent = ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
               static_cast<ssize_t>(request.size());
@@ -167,12 +168,13 @@ std::string table(const std::vector<ServerStatus>& servers, std::string_view rat
   auto row = [](auto&&... fields) {
     return fmt::format("{:<12} {:<22} {:<14} {:<6} {:<18} {:>8} {:>8} {:>11} {:>8}\n", fields...);
   };
-  auto text = row("NAME", "ADDRESS", "STATE", "LINKS", "DOWN", "RECORDS", "CLIENTS", rate_title,
-                  "UPTIME");
+  auto text =
+      row("NAME", "ADDRESS", "STATE", "LINKS", "DOWN", "RECORDS", "CLIENTS", rate_title, "UPTIME");
   for (const auto& s : servers) {
     if (!s.answering) {
-      auto why = !s.metrics ? std::string("metrics off")
-                 : s.problem.empty() ? std::string("-") : s.problem;
+      auto why = !s.metrics          ? std::string("metrics off")
+                 : s.problem.empty() ? std::string("-")
+                                     : s.problem;
       text += fmt::format("{:<12} {:<22} {:<14} {}\n", s.name, s.address, s.state(), why);
       continue;
     }
@@ -181,8 +183,7 @@ std::string table(const std::vector<ServerStatus>& servers, std::string_view rat
     text += row(s.name, s.address, s.state(), fmt::format("{}/{}", s.links_up, s.links_total),
                 down.empty() ? "-" : down, fmt::format("{:.0f}", s.records),
                 fmt::format("{:.0f}", s.clients),
-                s.iamat_rate ? fmt::format("{:.1f}", *s.iamat_rate) : "-",
-                duration_text(s.uptime));
+                s.iamat_rate ? fmt::format("{:.1f}", *s.iamat_rate) : "-", duration_text(s.uptime));
   }
   return text;
 }

@@ -97,7 +97,8 @@ TEST_CASE("config errors name the file, line, column and key", "[config]") {
       {"[servers.A]\nport = 12000\n[servers.B]\nport = 12001\npeer_port = 22000\n",
        "/etc/herd/herd.toml:5:13: servers.B.peer_port: port 22000 on 127.0.0.1 is already used "
        "by servers.A.peer_port (port + 10000) (line 2)"},
-      {"[tls]\nca = \"a\"\ncert = \"b\"\nkey = \"c\"\n[servers.A]\nport = 12000\ntls_port = 12000\n",
+      {"[tls]\nca = \"a\"\ncert = \"b\"\nkey = \"c\"\n[servers.A]\nport = 12000\ntls_port = "
+       "12000\n",
        "/etc/herd/herd.toml:7:12: servers.A.tls_port: port 12000 on 127.0.0.1 is already used "
        "by servers.A.port (line 6)"},
       {"[servers.A]\nport = 12000\nmetrics_port = 22000\n",

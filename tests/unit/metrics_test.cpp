@@ -9,7 +9,7 @@ TEST_CASE("a histogram counts each observation in its bucket and those above", "
   h.observe(0.0001);  // first bucket
   h.observe(0.001);   // a bound is in its own bucket (le: less or equal)
   h.observe(0.3);
-  h.observe(10);      // only +Inf
+  h.observe(10);  // only +Inf
   auto counts = h.cumulative();
   CHECK(counts[0] == 1);
   CHECK(counts[1] == 2);
@@ -30,22 +30,24 @@ TEST_CASE("the text format: HELP and TYPE before each family, labels escaped", "
   h.observe(0.002);
   out.histogram("herd_x_seconds", "X.", h);
   auto text = out.text();
-  CHECK(text.starts_with("# HELP herd_iamat_total IAMAT lines.\n"
-                         "# TYPE herd_iamat_total counter\n"
-                         "herd_iamat_total 3\n"
-                         "# HELP herd_link_up Links.\n"
-                         "# TYPE herd_link_up gauge\n"
-                         "herd_link_up{neighbor=\"Hands\"} 1\n"
-                         "herd_link_up{neighbor=\"a\\\"b\\\\c\"} 0\n"
-                         "# HELP herd_x_seconds X.\n"
-                         "# TYPE herd_x_seconds histogram\n"
-                         "herd_x_seconds_bucket{le=\"0.0005\"} 0\n"
-                         "herd_x_seconds_bucket{le=\"0.001\"} 0\n"
-                         "herd_x_seconds_bucket{le=\"0.0025\"} 1\n"));
-  CHECK(text.ends_with("herd_x_seconds_bucket{le=\"2.5\"} 1\n"
-                       "herd_x_seconds_bucket{le=\"+Inf\"} 1\n"
-                       "herd_x_seconds_sum 0.002\n"
-                       "herd_x_seconds_count 1\n"));
+  CHECK(
+      text.starts_with("# HELP herd_iamat_total IAMAT lines.\n"
+                       "# TYPE herd_iamat_total counter\n"
+                       "herd_iamat_total 3\n"
+                       "# HELP herd_link_up Links.\n"
+                       "# TYPE herd_link_up gauge\n"
+                       "herd_link_up{neighbor=\"Hands\"} 1\n"
+                       "herd_link_up{neighbor=\"a\\\"b\\\\c\"} 0\n"
+                       "# HELP herd_x_seconds X.\n"
+                       "# TYPE herd_x_seconds histogram\n"
+                       "herd_x_seconds_bucket{le=\"0.0005\"} 0\n"
+                       "herd_x_seconds_bucket{le=\"0.001\"} 0\n"
+                       "herd_x_seconds_bucket{le=\"0.0025\"} 1\n"));
+  CHECK(
+      text.ends_with("herd_x_seconds_bucket{le=\"2.5\"} 1\n"
+                     "herd_x_seconds_bucket{le=\"+Inf\"} 1\n"
+                     "herd_x_seconds_sum 0.002\n"
+                     "herd_x_seconds_count 1\n"));
 }
 
 TEST_CASE("what a server renders parses back, sample by sample", "[metrics]") {
