@@ -112,8 +112,10 @@ std::string render_metrics(const MetricsSnapshot& s) {
   out.counter("herd_iamat_total", "IAMAT lines received from clients (refused ones included).",
               double(s.iamat));
   out.counter("herd_whatsat_total", "WHATSAT lines received from clients.", double(s.whatsat));
-  out.counter("herd_invalid_lines_total", "Client lines that are no command (answered \"? line\").", double(s.invalid));
-  out.counter("herd_replies_total", "Replies handed to client connections to send.", double(s.replies));
+  out.counter("herd_invalid_lines_total", "Client lines that are no command (answered \"? line\").",
+              double(s.invalid));
+  out.counter("herd_replies_total", "Replies handed to client connections to send.",
+              double(s.replies));
   out.gauge("herd_clients_connected", "Client connections open.", double(s.herd.clients));
   out.gauge("herd_records_stored", "Client location records in this server's store.",
             double(s.herd.records));
