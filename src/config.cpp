@@ -156,7 +156,8 @@ ServerEntry read_server(const Reader& r, const toml::key& name, const toml::node
   if (!valid_server_name(name.str()))
     r.fail(name.source(), prefix, "a server name may use only letters, digits, '-', '_' and '.'");
   const auto& t = r.table(node, prefix);
-  r.only_keys(t, prefix, {"host", "listen", "port", "peer_port", "tls_port", "talks_with"});
+  r.only_keys(t, prefix,
+              {"host", "listen", "port", "peer_port", "tls_port", "metrics_port", "talks_with"});
   ServerEntry entry;
   auto& config = entry.config;
   config.name = name.str();
@@ -191,6 +192,11 @@ ServerEntry read_server(const Reader& r, const toml::key& name, const toml::node
       r.fail(n->source(), prefix + ".tls_port",
              "needs a [tls] table (its cert and key are the server's certificate)");
     entry.ports.push_back({config.tls_port, prefix + ".tls_port", n->source()});
+  }
+  if (auto n = t.get("metrics_port")) {
+    config.metrics_port =
+        static_cast<std::uint16_t>(r.integer(*n, prefix + ".metrics_port", 1, 65535));
+    entry.ports.push_back({config.metrics_port, prefix + ".metrics_port", n->source()});
   }
   if (auto n = t.get("talks_with")) entry.talks_with = r.strings(*n, prefix + ".talks_with");
   return entry;

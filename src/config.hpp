@@ -24,6 +24,7 @@ struct ServerConfig {
   std::uint16_t port = 0;          // clients
   std::uint16_t peer_port = 0;     // neighbors; by default port + 10000
   std::uint16_t tls_port = 0;      // clients over TLS; 0: none
+  std::uint16_t metrics_port = 0;  // HTTP: /metrics and /healthz; 0: none
   std::vector<std::string> talks_with;  // as written in this server's table
   std::vector<std::string> neighbors;   // links declared on either side, sorted
 };

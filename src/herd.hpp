@@ -12,6 +12,7 @@
 #include "config.hpp"
 #include "confirmations.hpp"
 #include "log.hpp"
+#include "metrics.hpp"
 #include "net.hpp"
 #include "peer.hpp"
 #include "store.hpp"
@@ -70,6 +71,12 @@ class Herd : private PeerHost {
     });
   }
 
+  // Counted by the client sessions, from any thread.
+  ClientCounters& client_counters() { return client_counters_; }
+  PlacesCounters& places_counters() { return places_counters_; }
+  // The herd's part of a scrape, gathered on the strand; from any executor.
+  awaitable<HerdSnapshot> snapshot();
+
   // Starts loading a client's place in the store into the cache, from any thread, so that
   // the miss overlaps the caller's parsing and formatting instead of stalling the strand.
   void prefetch(std::uint32_t client_hash) const { store_.prefetch_from_anywhere(client_hash); }
@@ -89,6 +96,7 @@ class Herd : private PeerHost {
              std::optional<Confirmations::Waiter> waiter, Clock::time_point now);
   // Hands the confirmed updates to whoever waits, and sends what all this queued on the links.
   void deliver();
+  awaitable<HerdSnapshot> gather_snapshot();  // on the strand
   void log_lagging_links();  // when nobody waits for a neighbor any more, and when again
   awaitable<void> give_up_late_confirmations();
 
@@ -120,6 +128,10 @@ class Herd : private PeerHost {
   std::uint64_t next_link_owner_ = std::uint64_t(1) << 63;  // above every client's number
   asio::steady_timer deadline_timer_;
   bool deadline_watch_running_ = false;
+  ClientCounters client_counters_;
+  PlacesCounters places_counters_;
+  std::uint64_t puts_sent_ = 0;  // on the strand, like the rest
+  std::uint64_t acks_received_ = 0;
 };
 
 }  // namespace herd

@@ -5,6 +5,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -12,6 +13,7 @@
 #include "config.hpp"
 #include "herd.hpp"
 #include "log.hpp"
+#include "metrics_port.hpp"
 #include "net.hpp"
 #include "peer_port.hpp"
 #include "places/provider.hpp"
@@ -176,8 +178,11 @@ int run(const Options& options) {
   herd::Herd herd(io, config, self, log, peer_tls.get());
   herd::Server server(io, self, config.clients, herd, *places, client_tls.get());
   herd::PeerPort peer_port(herd, self, peer_tls.get());
+  std::optional<herd::MetricsPort> metrics_port;
+  if (self.metrics_port) metrics_port.emplace(io, herd, self);
   server.listen();
   peer_port.listen();
+  if (metrics_port) metrics_port->listen();
   if (!peer_tls && !is_loopback(self.listen))
     log.event("server", fmt::format("warning: links to neighbors are plaintext while listening on "
                                     "{}: anybody who can reach the peer port {} can speak for "
@@ -196,6 +201,9 @@ int run(const Options& options) {
                         herd::address_text(self.listen, self.peer_port),
                         peer_tls ? "TLS" : "plaintext", neighbors.empty() ? "none" : neighbors,
                         config.places.provider, descriptors));
+  if (metrics_port)
+    log.event("server", fmt::format("metrics on {} (/metrics, /healthz)",
+                                    herd::address_text(self.listen, self.metrics_port)));
   fmt::print("{} listening on {} (neighbors: {})\n", self.name,
              herd::address_text(self.listen, self.port), neighbors.empty() ? "none" : neighbors);
   std::fflush(stdout);
@@ -203,6 +211,7 @@ int run(const Options& options) {
   herd.start();
   peer_port.start();
   server.start();
+  if (metrics_port) metrics_port->start();
   asio::steady_timer flush_timer(io);
   asio::co_spawn(io, flush_log_regularly(log, flush_timer), asio::detached);
   asio::steady_timer trim_timer(io);
@@ -220,6 +229,7 @@ int run(const Options& options) {
     hangup.cancel();
     server.stop();
     peer_port.stop();
+    if (metrics_port) metrics_port->stop();
     herd.stop();
     places->shutdown();
     flush_timer.cancel();

@@ -108,6 +108,7 @@ class PeerLink::Live : public LineHandler {
     while (catch_up_next < catch_up_end && outbox.size() < catch_up_chunk)
       outbox.append(store.at(catch_up_next++).at_line).push_back('\n');
     traffic.out.records += catch_up_next - first;
+    link.catch_up_records_sent_ += catch_up_next - first;
     traffic.out.bytes += outbox.size() - before;
     catch_up_bytes += outbox.size() - before;
     if (catch_up_next == catch_up_end) {

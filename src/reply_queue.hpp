@@ -32,6 +32,8 @@ class ReplyQueue {
   // Replies not yet handed out, in bytes (their texts) and in number.
   std::size_t waiting_bytes() const { return waiting_bytes_; }
   std::size_t waiting() const { return waiting_.size() - front_; }
+  // Replies handed out so far.
+  Id handed_out() const { return first_waiting_; }
 
   // Whether the session should stop reading until the client takes some of its replies:
   // `unsent` is what the connection holds that the socket has not taken.

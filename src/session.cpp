@@ -47,8 +47,7 @@ void Session::confirmed(std::vector<std::uint64_t> replies) {
   asio::dispatch(connection_.executor(),
                  [self = shared_from_this(), replies = std::move(replies)] {
                    for (auto reply : replies) self->complete(reply);
-                   self->connection_.flush();
-                   self->account();
+                   self->flush();
                  });
 }
 
@@ -86,6 +85,7 @@ void Session::received(LineBuffer& input, Timestamp at, Input state) {
   if (overlong) {
     // Answered as invalid, cut at the limit; nothing more is read from this connection.
     herd_.log().warning(who(), fmt::format("line longer than {} bytes; closing", max_line_bytes));
+    herd_.client_counters().add(herd_.client_counters().invalid);
     replies_.add(format_invalid(overlong->substr(0, max_line_bytes)), true, connection_.outbox());
     connection_.finish_reading();
   } else if (state == Input::eof && !held_back && !input.rest().empty()) {
@@ -93,10 +93,7 @@ void Session::received(LineBuffer& input, Timestamp at, Input state) {
     herd_.log().received(who(), input.rest(), at);
     handle(input.rest(), at);
   }
-  if (ops_.empty()) {
-    connection_.flush();
-    return account();
-  }
+  if (ops_.empty()) return flush();
   in_herd_ = true;
   herd_.submit(ops_, id_, connection_.executor(),
                [self = shared_from_this()] { self->applied(); });
@@ -117,6 +114,10 @@ bool Session::hold_reading() const {
 void Session::handle(std::string_view line, Timestamp at) {
   auto command = parse_client_line(line);
   auto& out = connection_.outbox();
+  auto& counters = herd_.client_counters();
+  counters.add(std::holds_alternative<Iamat>(command)     ? counters.iamat
+               : std::holds_alternative<Whatsat>(command) ? counters.whatsat
+                                                          : counters.invalid);
   if (auto iamat = std::get_if<Iamat>(&command);
       iamat && too_far_ahead(iamat->client_time, at, max_clock_skew_ms_)) {
     replies_.add(format_invalid(line), true, out);  // it would pin the client's record for good
@@ -154,8 +155,7 @@ void Session::applied() {
     else if (!op.waiting)
       complete(op.reply);
   }
-  connection_.flush();
-  account();
+  flush();
   connection_.wake_reader();
 }
 
@@ -163,15 +163,17 @@ void Session::look_up_places(StoreOp& op, Lookup lookup) {
   auto where = op.location.where();
   places::NearbyQuery query{where.lat, where.lng, lookup.radius_km, lookup.bound};
   places_.nearby(query, [self = shared_from_this(), reply = op.reply,
-                         at_line = std::move(op.location.at_line)](std::string json) mutable {
+                         at_line = std::move(op.location.at_line),
+                         asked = std::chrono::steady_clock::now()](std::string json) mutable {
+    std::chrono::duration<double> took = std::chrono::steady_clock::now() - asked;
+    self->herd_.places_counters().observe(places_status(json), took.count());
     std::string text;
     text.reserve(at_line.size() + json.size() + 3);
     text.append(at_line).append("\n").append(json).append("\n\n");
     asio::dispatch(self->connection_.executor(),
                    [self, reply, text = std::move(text)] {
                      self->complete(reply, text);
-                     self->connection_.flush();
-                     self->account();
+                     self->flush();
                    });
   });
 }
@@ -196,6 +198,15 @@ void Session::account() {
         "{} bytes of replies unread while all clients hold {}, over "
         "clients.max_total_output_bytes ({})",
         held, budget_.output(), budget_.output_limit()));
+}
+
+void Session::flush() {
+  if (auto handed_out = replies_.handed_out(); handed_out != replies_counted_) {
+    herd_.client_counters().add(herd_.client_counters().replies, handed_out - replies_counted_);
+    replies_counted_ = handed_out;
+  }
+  connection_.flush();
+  account();
 }
 
 }  // namespace herd

@@ -53,6 +53,7 @@ class Session : public std::enable_shared_from_this<Session>,
   void complete(std::uint64_t reply, std::string_view text = {});
   // Counts the replies held unsent, and disconnects a client that holds too many.
   void account();
+  void flush();  // counts the replies handed out, writes them, then accounts for the rest
   const std::string& who() const { return connection_.who(); }  // "client N", for the log
 
   std::uint64_t id_;
@@ -68,6 +69,7 @@ class Session : public std::enable_shared_from_this<Session>,
   std::vector<Lookup> lookups_;  // parallel to ops_
   bool in_herd_ = false;      // a batch is with the herd: reading waits
   std::size_t batch_places_ = 0;  // what this batch's WHATSATs may add to the replies, roughly
+  ReplyQueue::Id replies_counted_ = 0;
 };
 
 }  // namespace herd
