@@ -3,7 +3,7 @@
 under DESTDIR, and the installed herd-server answers WHATSAT from its installed data.
 
 usage: test_install.py --build-root DIR --prefix P --bindir B --datadir D --mandir M
-                       --unit-dir U [--places-data FILE]
+                       --unit-dir U --places-data FILE|none
 (the directories as meson has them; --places-data: the data the build installs, if any)
 """
 
@@ -19,13 +19,10 @@ from herdtest import Skip, Tap, binary_arg, exchange, free_ports, now, scratch_d
 UCLA = "+34.068930-118.445127"
 
 
-def arg(name, default=None):
-    try:
-        return binary_arg(name)
-    except SystemExit:
-        if default is None:
-            raise
-        return default
+def places_data():
+    """The data file the build installs, or None."""
+    path = binary_arg("places-data")
+    return None if path == "none" else path
 
 
 def under(root, path):
@@ -43,15 +40,15 @@ def meson_install(build_root):
 
 class Layout:
     def __init__(self, destdir):
-        prefix = arg("prefix")
-        at = lambda key: os.path.join(prefix, arg(key))  # noqa: E731 (absolute keys stay absolute)
+        prefix = binary_arg("prefix")
+        at = lambda key: os.path.join(prefix, binary_arg(key))  # noqa: E731 (absolute keys stay absolute)
         self.bindir = at("bindir")
         self.server = under(destdir, os.path.join(self.bindir, "herd-server"))
         self.herdctl = under(destdir, os.path.join(self.bindir, "herdctl"))
         self.data = under(destdir, os.path.join(at("datadir"), "herd", "cities.pbf"))
         mandir = under(destdir, at("mandir"))
         self.man = [os.path.join(mandir, "man1", page) for page in ("herd-server.1", "herdctl.1")]
-        self.unit = under(destdir, os.path.join(arg("unit-dir"), "herd@.service"))
+        self.unit = under(destdir, os.path.join(binary_arg("unit-dir"), "herd@.service"))
 
 
 def files_installed(build_root):
@@ -66,7 +63,7 @@ def files_installed(build_root):
     expected = f"ExecStart={layout.bindir}/herd-server --config /etc/herd/herd.toml %i\n"
     assert expected in unit, f"{layout.unit} has no line {expected!r}:\n{unit}"
     assert "@bindir@" not in unit, unit
-    source_data = arg("places-data", "")
+    source_data = places_data()
     if not source_data:
         raise Skip("the build has no places data to install (tools/dev setup fetches it)")
     assert filecmp.cmp(source_data, layout.data, shallow=False), f"{layout.data} is not {source_data}"
@@ -87,7 +84,7 @@ def start(server, cwd):
 
 
 def installed_server_uses_installed_data(build_root):
-    if not arg("places-data", ""):
+    if not places_data():
         raise Skip("the build has no places data to install (tools/dev setup fetches it)")
     layout = Layout(meson_install(build_root))
     cwd = scratch_dir("herd-elsewhere-")  # outside the source tree
@@ -136,7 +133,7 @@ def man_pages_format_cleanly(build_root):
 
 
 def main():
-    build_root = arg("build-root")
+    build_root = binary_arg("build-root")
     tap = Tap()
     tap.run("meson install puts the programs, the places data, the man pages and the unit",
             files_installed, build_root)
