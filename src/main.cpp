@@ -12,6 +12,7 @@
 #include "herd.hpp"
 #include "log.hpp"
 #include "net.hpp"
+#include "notify.hpp"
 #include "peer_port.hpp"
 #include "places/provider.hpp"
 #include "server.hpp"
@@ -175,6 +176,8 @@ int run(const Options& options) {
   fmt::print("{} listening on {} (neighbors: {})\n", self.name,
              herd::address_text(self.listen, self.port), neighbors.empty() ? "none" : neighbors);
   std::fflush(stdout);
+  if (!herd::notify_ready())
+    log.warning("server", "could not tell systemd that the server is ready (NOTIFY_SOCKET)");
 
   herd.start();
   peer_port.start();

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 
 from herdtest import Skip, Tap, binary_arg, exchange, free_ports, now, scratch_dir, split_whatsat, wait_until
@@ -73,13 +74,13 @@ def files_installed(build_root):
         print(f"# installed: /{path}", flush=True)
 
 
-def start(server, cwd):
+def start(server, cwd, env=None):
     """herd-server A from `cwd`, with a config that leaves [places] data unset."""
     port, peer_port = free_ports(2)
     with open(os.path.join(cwd, "herd.toml"), "w") as f:
         f.write(f'[log]\ndir = "logs"\n\n[servers.A]\nport = {port}\npeer_port = {peer_port}\n')
     proc = subprocess.Popen([server, "--config", "herd.toml", "A"], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     return proc, port
 
 
@@ -120,6 +121,25 @@ def installed_server_uses_installed_data(build_root):
     assert proc.returncode == 1 and f"{layout.data}: empty file" in err, (proc.returncode, err)
 
 
+def tells_systemd_when_ready(build_root):
+    """Type=notify: READY=1 on $NOTIFY_SOCKET (a path, or @ for an abstract socket) once the
+    server listens."""
+    layout = Layout(meson_install(build_root))
+    cwd = scratch_dir("herd-notify-")
+    for name in (os.path.join(cwd, "notify"), f"@herd-test-notify-{os.getpid()}"):
+        manager = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        manager.bind("\0" + name[1:] if name.startswith("@") else name)
+        manager.settimeout(15)
+        proc, port = start(layout.server, cwd, env=dict(os.environ, NOTIFY_SOCKET=name))
+        try:
+            assert manager.recv(4096) == b"READY=1", name
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()  # listening by then
+        finally:
+            manager.close()
+            proc.kill()
+            proc.wait()
+
+
 def man_pages_format_cleanly(build_root):
     if not shutil.which("man"):
         raise Skip("no man program")
@@ -139,6 +159,8 @@ def main():
             files_installed, build_root)
     tap.run("the installed herd-server, run elsewhere, answers WHATSAT from the installed data",
             installed_server_uses_installed_data, build_root)
+    tap.run("herd-server tells systemd it is ready once it listens (Type=notify)",
+            tells_systemd_when_ready, build_root)
     tap.run("the installed man pages format without warnings", man_pages_format_cleanly, build_root)
     tap.finish()
 
