@@ -15,6 +15,7 @@
 #include "log.hpp"
 #include "metrics_port.hpp"
 #include "net.hpp"
+#include "notify.hpp"
 #include "peer_port.hpp"
 #include "places/provider.hpp"
 #include "server.hpp"
@@ -207,6 +208,8 @@ int run(const Options& options) {
   fmt::print("{} listening on {} (neighbors: {})\n", self.name,
              herd::address_text(self.listen, self.port), neighbors.empty() ? "none" : neighbors);
   std::fflush(stdout);
+  if (!herd::notify_ready())
+    log.warning("server", "could not tell systemd that the server is ready (NOTIFY_SOCKET)");
 
   herd.start();
   peer_port.start();
