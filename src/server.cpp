@@ -65,8 +65,8 @@ void Server::listen() {
 }
 
 void Server::start() {
-  asio::co_spawn(acceptor_.get_executor(), accept(), asio::detached);
-  if (tls_) asio::co_spawn(acceptor_.get_executor(), accept_tls(), asio::detached);
+  asio::co_spawn(acceptor_.get_executor(), accept(acceptor_, false), asio::detached);
+  if (tls_) asio::co_spawn(acceptor_.get_executor(), accept(tls_acceptor_, true), asio::detached);
 }
 
 void Server::stop() {
@@ -79,15 +79,17 @@ void Server::stop() {
 
 // Out of descriptors (or at the clients' share of them), the server goes on serving the
 // connections it has and tries again later; the clients waiting meanwhile stay in the backlog.
-awaitable<void> Server::accept() {
-  while (acceptor_.is_open()) {
+// The client port and the TLS port share the limits; a TLS connection's handshake runs on its
+// own strand, then it is a session like any other.
+awaitable<void> Server::accept(tcp::acceptor& acceptor, bool tls) {
+  while (acceptor.is_open()) {
     if (clients_open_.connections() >= max_clients_) {
       co_await pause_accepting(fmt::format(
           "{} client connections, all that the descriptor limit leaves room for", max_clients_));
       continue;
     }
-    auto [error, socket] = co_await acceptor_.async_accept(asio::make_strand(io_), as_result);
-    if (error == asio::error::operation_aborted || !acceptor_.is_open()) break;
+    auto [error, socket] = co_await acceptor.async_accept(asio::make_strand(io_), as_result);
+    if (error == asio::error::operation_aborted || !acceptor.is_open()) break;
     if (error) {
       co_await pause_accepting(error.message());
       continue;
@@ -100,31 +102,15 @@ awaitable<void> Server::accept() {
       pauses_ = 0;
     }
     clients_open_.opened();
-    std::make_shared<Session>(tcp::socket(std::move(socket)), next_session_++, herd_, places_, clients_,
-                              clients_open_)
-        ->start();
-  }
-}
-
-// The client TLS port: accepted within the same limits as the client port; each connection's
-// handshake runs on its own strand, then it is a session like any other.
-awaitable<void> Server::accept_tls() {
-  while (tls_acceptor_.is_open()) {
-    if (clients_open_.connections() >= max_clients_) {
-      co_await pause_accepting(fmt::format(
-          "{} client connections, all that the descriptor limit leaves room for", max_clients_));
-      continue;
-    }
-    auto [error, socket] = co_await tls_acceptor_.async_accept(asio::make_strand(io_), as_result);
-    if (error == asio::error::operation_aborted || !tls_acceptor_.is_open()) break;
-    if (error) {
-      co_await pause_accepting(error.message());
-      continue;
-    }
-    clients_open_.opened();
     auto executor = socket.get_executor();
-    asio::co_spawn(executor, start_tls_session(tcp::socket(std::move(socket)), next_session_++),
-                   asio::detached);
+    tcp::socket client(std::move(socket));
+    if (tls)
+      asio::co_spawn(executor, start_tls_session(std::move(client), next_session_++),
+                     asio::detached);
+    else
+      std::make_shared<Session>(std::move(client), next_session_++, herd_, places_, clients_,
+                                clients_open_)
+          ->start();
   }
 }
 

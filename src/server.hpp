@@ -32,8 +32,7 @@ class Server {
   void stop();
 
  private:
-  awaitable<void> accept();
-  awaitable<void> accept_tls();
+  awaitable<void> accept(tcp::acceptor& acceptor, bool tls);
   awaitable<void> start_tls_session(tcp::socket socket, std::uint64_t id);
   // Waits before accepting again, longer each time in a row; logs the first of an episode.
   awaitable<void> pause_accepting(std::string_view why);
