@@ -1,0 +1,360 @@
+"""HAProxy in front of the herd: docs/deploy.md's configuration, a server killed under client traffic."""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import tomllib
+from collections import Counter
+
+from herdtest import AT_LINE, Herd, Tap, binary_arg, free_ports, now, scratch_dir, split_whatsat, wait_until
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+DOCS = os.path.join(ROOT, "docs", "deploy.md")
+REPO_CONFIG = os.path.join(ROOT, "herd.toml")
+DOCS_BIND = "bind :12100\n"  # the frontend's address in the docs
+
+# What Debian's /etc/haproxy/haproxy.cfg has around the docs' sections, minus syslog, the
+# chroot and the user: the docs' frontend and backend must work after Debian's defaults.
+HEADER = """global
+    stats socket {socket} mode 600 level admin
+    log stdout format raw local0
+
+defaults
+    log global
+    mode http
+    option httplog
+    option dontlognull
+    timeout connect 5000
+    timeout client 50000
+    timeout server 50000
+
+"""
+
+KILLED = "Goloman"  # the server with the most neighbors: three of them answer 503 once it is gone
+CLIENTS = 10
+IN_FLIGHT = 4  # requests each client keeps sent and unanswered
+RATE = 100  # IAMATs a second per client: a steady load, far from what the herd can take
+RECONNECT_DELAY = 0.05  # what a client waits before it connects again
+
+
+def docs_config():
+    """The ```haproxy block of docs/deploy.md's "HAProxy in front"."""
+    text = open(DOCS).read()
+    section = text[text.index("## HAProxy in front"):]
+    found = re.search(r"^```haproxy\n(.*?)^```", section, re.S | re.M)
+    assert found, "no ```haproxy block in docs/deploy.md's HAProxy in front"
+    return found.group(1)
+
+
+def haproxy_config(herd, metrics_ports, front_port, socket_path):
+    """The docs' configuration with the test herd's ports in place of the repository's."""
+    config = docs_config()
+    with open(REPO_CONFIG, "rb") as f:
+        repo = tomllib.load(f)["servers"]
+    assert sorted(repo) == sorted(herd.names), (sorted(repo), herd.names)
+    for name, table in repo.items():
+        line = f"server {name} 127.0.0.1:{table['port']} port {table['metrics_port']}\n"
+        assert config.count(line) == 1, f"docs/deploy.md has no line {line!r}"
+        config = config.replace(line, f"server {name} 127.0.0.1:{herd.ports[name]} port {metrics_ports[name]}\n")
+    assert config.count(DOCS_BIND) == 1, f"docs/deploy.md has no line {DOCS_BIND!r}"
+    config = config.replace(DOCS_BIND, f"bind 127.0.0.1:{front_port}\n")
+    return HEADER.format(socket=socket_path) + config
+
+
+class HAProxy:
+    """haproxy in the foreground (-db), a child of the test, with its stats socket in a scratch dir."""
+
+    def __init__(self, config_text):
+        self.program = shutil.which("haproxy", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+        assert self.program, "haproxy not found: `tools/dev setup` installs the Debian package"
+        self.dir = scratch_dir("herd-haproxy-")
+        self.socket = os.path.join(self.dir, "admin.sock")
+        self.config = os.path.join(self.dir, "haproxy.cfg")
+        with open(self.config, "w") as f:
+            f.write(config_text.replace("{socket}", self.socket))
+        self.proc = None
+
+    def version(self):
+        out = subprocess.run([self.program, "-v"], capture_output=True, text=True, timeout=10).stdout
+        return out.split("\n")[0]
+
+    def check(self):
+        """haproxy -c: the configuration is valid, and draws no warning."""
+        result = subprocess.run([self.program, "-c", "-f", self.config], capture_output=True, text=True, timeout=10)
+        assert result.returncode == 0 and "WARNING" not in result.stdout + result.stderr, result
+        return self
+
+    def start(self):
+        out = open(os.path.join(self.dir, "haproxy.out"), "w")
+        self.proc = subprocess.Popen([self.program, "-db", "-f", self.config], stdout=out, stderr=subprocess.STDOUT)
+        wait_until(lambda: os.path.exists(self.socket) or self.proc.poll() is not None, 10, "haproxy's stats socket")
+        assert self.proc.poll() is None, open(os.path.join(self.dir, "haproxy.out")).read()
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def command(self, line):
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(5)
+            s.connect(self.socket)
+            s.sendall(line.encode() + b"\n")
+            chunks = []
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks).decode()
+
+    def servers(self):
+        """The backend's servers as `show stat` has them: {name: {field: value}}."""
+        lines = self.command("show stat").splitlines()
+        fields = lines[0].lstrip("# ").split(",")
+        rows = [dict(zip(fields, line.split(","))) for line in lines[1:] if line]
+        return {r["svname"]: r for r in rows if r["pxname"] == "herd" and r["svname"] not in ("FRONTEND", "BACKEND")}
+
+    def sessions(self):
+        """{client's port: server} from the log's tcplog lines, one per connection ended."""
+        with open(os.path.join(self.dir, "haproxy.out")) as f:
+            return {int(m[1]): m[2] for m in re.finditer(r"^127\.0\.0\.1:(\d+) \[[^]]*\] herd herd/(\S+) ", f.read(), re.M)}
+
+    def status(self, name):
+        return self.servers()[name]["status"]
+
+
+class Request:
+    def __init__(self, client, phase):
+        self.client = client  # the client name in the IAMAT, used once
+        self.time = now()
+        self.line = f"IAMAT {client} +34.068930-118.445127 {self.time}\n".encode()
+        self.phase = phase
+        self.sends = 0
+        self.server = None  # who answered
+        self.answered_at = None
+
+
+class Client(threading.Thread):
+    """What a real client does: IAMATs on one connection through HAProxy, IN_FLIGHT at a time;
+    when the connection breaks, reconnect and send again what was not answered."""
+
+    def __init__(self, index, port, phase):
+        super().__init__(daemon=True)
+        self.index, self.port, self.phase = index, port, phase
+        self.stopping = threading.Event()
+        self.requests = []
+        self.resend = []
+        self.broken = []  # (server that answered on the connection or None, requests unanswered, local port)
+        self.server = None  # who answers on the current connection
+        self.error = None
+
+    def run(self):
+        try:
+            while not (self.stopping.is_set() and not self.resend):
+                self.connection()
+        except Exception as e:  # reported by the test's checks
+            self.error = e
+
+    def connection(self):
+        outstanding = []
+        buffer = b""
+        self.server = None
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        local_port = sock.getsockname()[1]
+        next_send = time.monotonic()
+        try:
+            while True:
+                while len(outstanding) < IN_FLIGHT and (self.resend or (not self.stopping.is_set()
+                                                                         and time.monotonic() >= next_send)):
+                    request = self.resend.pop(0) if self.resend else self.new_request()
+                    if request.sends == 0:
+                        next_send += 1 / RATE
+                    request.sends += 1
+                    outstanding.append(request)
+                    sock.sendall(request.line)
+                if not outstanding:
+                    if self.stopping.is_set():
+                        return
+                    time.sleep(max(0.0, min(next_send - time.monotonic(), 0.01)))
+                    continue
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise ConnectionResetError("closed")
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    request = outstanding.pop(0)
+                    match = AT_LINE.match(line.decode())
+                    assert match and match[3] == request.client, (line, request.line)
+                    request.server, request.answered_at = match[1], time.monotonic()
+                    self.server = match[1]
+        except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError):
+            self.broken.append((self.server, len(outstanding), local_port))
+            self.resend = outstanding + self.resend
+            time.sleep(RECONNECT_DELAY)
+        finally:
+            sock.close()
+
+    def new_request(self):
+        request = Request(f"c{self.index}-{len(self.requests)}.example", self.phase())
+        self.requests.append(request)
+        return request
+
+
+def known_to(herd, name, requests):
+    """The requests whose IAMAT `name` has stored (WHATSAT, pipelined on one connection)."""
+    reply = herd.send(name, *(f"WHATSAT {r.client} 1 0" for r in requests), timeout=30)
+    known = []
+    for request in requests:
+        if reply.startswith("? "):
+            _, _, reply = reply.partition("\n")
+            continue
+        answer, _, reply = reply.partition("\n\n")
+        at_line, _ = split_whatsat(answer + "\n\n")
+        if AT_LINE.match(at_line)[5] == request.time:
+            known.append(request)
+    assert reply == "", reply[:200]
+    return known
+
+
+def view(haproxy):
+    """HAProxy's view of each server, one TAP comment each."""
+    for name, row in haproxy.servers().items():
+        print(f"#   {name:8} {row['status']:6} check {row['check_status']}/{row['check_code'] or '-'}"
+              f"  sessions now {row['scur']}, total {row['stot']}; connections refused and redispatched"
+              f" {row['wredis']}", flush=True)
+
+
+def phase_summary(label, requests):
+    answered = [r for r in requests if r.server]
+    by = Counter(r.server for r in answered)
+    resent = sum(1 for r in requests if r.sends > 1)
+    print(f"# {label}: sent {len(requests)} IAMATs, answered {len(answered)}, resent after a broken"
+          f" connection {resent}, failed {len(requests) - len(answered)}; answered by "
+          + ", ".join(f"{name} {n}" for name, n in sorted(by.items())), flush=True)
+
+
+def failover(server):
+    herd = Herd(server)
+    metrics_ports = dict(zip(herd.names, free_ports(len(herd.names))))
+    herd.write_config(herd.config, {name: {"metrics_port": port} for name, port in metrics_ports.items()})
+    front_port = free_ports(1)[0]
+    haproxy = HAProxy(haproxy_config(herd, metrics_ports, front_port, "{socket}")).check()
+    herd.start()
+    clients = []
+    try:
+        herd.wait_linked()
+        haproxy.start()
+        print(f"# {haproxy.version()}; docs/deploy.md's configuration in front of {', '.join(herd.names)}",
+              flush=True)
+        wait_until(lambda: all(r["status"] == "UP" and r["check_status"] == "L7OK"
+                               for r in haproxy.servers().values()), 10, "haproxy to see every server up")
+        phase = "before"
+        clients = [Client(i, front_port, lambda: phase) for i in range(CLIENTS)]
+        for client in clients:
+            client.start()
+        wait_until(lambda: all(c.server for c in clients), 10, "every client answered")
+        time.sleep(1.0)  # traffic before the kill
+
+        on_killed = [c for c in clients if c.server == KILLED]
+        assert on_killed, f"no client connection went to {KILLED}: {Counter(c.server for c in clients)}"
+        phase = "after"
+        killed_at = time.monotonic()
+        herd.kill(KILLED)
+        wait_until(lambda: haproxy.status(KILLED) == "DOWN", 10, f"haproxy to mark {KILLED} down")
+        print(f"# killed {KILLED} (SIGKILL) under traffic, {len(on_killed)} of {CLIENTS} client connections on it;"
+              f" haproxy marked it DOWN {time.monotonic() - killed_at:.1f} s later", flush=True)
+        neighbors = [n for n in herd.names if KILLED in herd.links[n] or n in herd.links[KILLED]]
+        wait_until(lambda: all(haproxy.servers()[n]["check_code"] == "503" for n in neighbors), 10,
+                   f"{KILLED}'s neighbors to answer /healthz 503")
+        rows = haproxy.servers()
+        assert all(rows[n]["status"] == "UP" for n in herd.names if n != KILLED), \
+            {n: (r["status"], r["check_code"]) for n, r in rows.items()}
+        print(f"# haproxy's view once {', '.join(neighbors)} answer 503 (show stat):", flush=True)
+        view(haproxy)
+        time.sleep(1.5)  # traffic after the kill
+
+        # Back: haproxy puts it in rotation again, and a new client is passed to it (leastconn:
+        # it is the server with no connection).
+        phase = "restarted"
+        restarted_at = time.monotonic()
+        herd.start(KILLED)
+        wait_until(lambda: haproxy.status(KILLED) == "UP", 10, f"haproxy to mark {KILLED} up")
+        print(f"# {KILLED} restarted: haproxy marked it UP {time.monotonic() - restarted_at:.1f} s later", flush=True)
+        newcomer = exchange_via(front_port, f"IAMAT newcomer.example +34.068930-118.445127 {now()}\n")
+        assert newcomer.startswith(f"AT {KILLED} "), newcomer
+        time.sleep(0.5)
+        for client in clients:
+            client.stopping.set()
+        for client in clients:
+            client.join(15)
+            assert not client.is_alive(), f"client {client.index} still running"
+            assert client.error is None, f"client {client.index}: {client.error!r}"
+
+        requests = [r for c in clients for r in c.requests]
+        phase_summary("before the kill", [r for r in requests if r.phase == "before"])
+        phase_summary(f"from the kill to {KILLED}'s restart", [r for r in requests if r.phase == "after"])
+        phase_summary("after the restart", [r for r in requests if r.phase == "restarted"])
+        # Which server each broken connection went to, as haproxy logged it when it ended.
+        broken = [b for c in clients for b in c.broken]
+        went_to = wait_until(lambda: (lambda logged: all(port in logged for _, _, port in broken) and logged)(
+            haproxy.sessions()), 5, "haproxy to log the broken connections")
+        print(f"# client connections broken: {len(broken)}; requests unanswered on each: "
+              + ", ".join(f"{lost} (on {went_to[port]})" for _, lost, port in broken), flush=True)
+
+        # Clients kept being answered: only connections to the killed server broke (those open at
+        # the kill, and any made as it died), each with at most what was in flight on it, and what
+        # was unanswered was answered once sent again.
+        assert all(r.server for r in requests), "a request went unanswered"
+        assert all(went_to[port] == KILLED and answered in (KILLED, None) for answered, _, port in broken), broken
+        # Once: a client reconnecting while haproxy still has the killed server up (leastconn picks
+        # it, having no connection) is refused there and passed on (retries, option redispatch).
+        assert sorted(c.index for c in on_killed) == sorted(c.index for _, c in
+                                                            ((b, c) for c in clients for b in c.broken)), broken
+        assert all(lost <= IN_FLIGHT for _, lost, _ in broken), broken
+        resent = [r for r in requests if r.sends > 1]
+        assert len(resent) <= sum(lost for _, lost, _ in broken), (len(resent), broken)
+        # Its neighbors, answering /healthz 503 (their link to it down), stayed in rotation.
+        answered_after = Counter(r.server for r in requests if r.phase == "after")
+        assert set(answered_after) == set(herd.names) - {KILLED}, answered_after
+
+        # Every IAMAT a client had an answer for is known to every server, the restarted one included.
+        started = time.monotonic()
+        for name in herd.names:
+            wait_until(lambda: len(known_to(herd, name, requests)) == len(requests), 10,
+                       f"{name} to know every answered IAMAT")
+        print(f"# every answered IAMAT ({len(requests)}) is known to every server, {KILLED} (caught up) included"
+              f" (WHATSAT on each, {time.monotonic() - started:.1f} s); haproxy's view at the end:", flush=True)
+        view(haproxy)
+    finally:
+        for client in clients:
+            client.stopping.set()
+        haproxy.stop()
+        herd.stop()
+
+
+def exchange_via(port, data):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data.encode())
+        s.shutdown(socket.SHUT_WR)
+        return b"".join(iter(lambda: s.recv(65536), b"")).decode()
+
+
+def main():
+    server = binary_arg("server")
+    tap = Tap()
+    tap.run("HAProxy (docs/deploy.md) in front: a server killed under traffic, clients keep being answered",
+            failover, server)
+    tap.finish()
+
+
+if __name__ == "__main__":
+    main()
