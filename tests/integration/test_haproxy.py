@@ -36,10 +36,12 @@ defaults
 """
 
 KILLED = "Goloman"  # the server with the most neighbors: three of them answer 503 once it is gone
+HUNG = "Welsh"  # stopped with SIGSTOP: it accepts connections and answers nothing
 CLIENTS = 10
 IN_FLIGHT = 4  # requests each client keeps sent and unanswered
 RATE = 100  # IAMATs a second per client: a steady load, far from what the herd can take
 RECONNECT_DELAY = 0.05  # what a client waits before it connects again
+REPLY_TIMEOUT = 10  # a client that waits longer for a reply gives up: the test fails
 
 
 def docs_config():
@@ -167,7 +169,7 @@ class Client(threading.Thread):
         outstanding = []
         buffer = b""
         self.server = None
-        sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=REPLY_TIMEOUT)
         local_port = sock.getsockname()[1]
         next_send = time.monotonic()
         try:
@@ -242,31 +244,89 @@ def phase_summary(label, requests):
           + ", ".join(f"{name} {n}" for name, n in sorted(by.items())), flush=True)
 
 
-def failover(server):
+class Traffic:
+    """CLIENTS clients through haproxy; each request is labelled with the phase it was first sent in."""
+
+    def __init__(self, port, phase):
+        self.phase = phase
+        self.clients = [Client(i, port, lambda: self.phase) for i in range(CLIENTS)]
+        for client in self.clients:
+            client.start()
+        wait_until(lambda: all(c.server for c in self.clients), 10, "every client answered")
+
+    def on(self, name):
+        return [c for c in self.clients if c.server == name]
+
+    def stop(self):
+        for client in self.clients:
+            client.stopping.set()
+        for client in self.clients:
+            client.join(15)
+            assert not client.is_alive(), f"client {client.index} still running"
+            assert client.error is None, f"client {client.index}: {client.error!r}"
+        return [r for c in self.clients for r in c.requests]
+
+    def broken(self, haproxy, on_server, on_server_clients):
+        """Checks that only the connections of `on_server`'s clients broke, once each, with at
+        most what was in flight on them unanswered, all of it answered once sent again."""
+        broken = [(c, *b) for c in self.clients for b in c.broken]
+        # Which server each broken connection went to, as haproxy logged it when it ended.
+        went_to = wait_until(lambda: (lambda logged: all(b[3] in logged for b in broken) and logged)(
+            haproxy.sessions()), 5, "haproxy to log the broken connections")
+        print(f"# client connections broken: {len(broken)}; requests unanswered on each: "
+              + ", ".join(f"{lost} (on {went_to[port]})" for _, _, lost, port in broken), flush=True)
+        assert all(went_to[port] == on_server and answered in (on_server, None)
+                   for _, answered, _, port in broken), broken
+        # Once: a client that reconnects while haproxy still has the server up (leastconn picks
+        # it, having no connection) is refused there and passed on (retries, option redispatch).
+        assert sorted(c.index for c in on_server_clients) == sorted(c.index for c, *_ in broken), broken
+        assert all(lost <= IN_FLIGHT for _, _, lost, _ in broken), broken
+        requests = [r for c in self.clients for r in c.requests]
+        assert all(r.server for r in requests), "a request went unanswered"
+        assert len([r for r in requests if r.sends > 1]) <= sum(lost for _, _, lost, _ in broken), broken
+
+
+def behind_haproxy(server):
+    """The original five-server herd with metrics ports, and haproxy in front of it with the
+    docs' configuration; both running, every server up in haproxy's view."""
     herd = Herd(server)
     metrics_ports = dict(zip(herd.names, free_ports(len(herd.names))))
     herd.write_config(herd.config, {name: {"metrics_port": port} for name, port in metrics_ports.items()})
     front_port = free_ports(1)[0]
     haproxy = HAProxy(haproxy_config(herd, metrics_ports, front_port, "{socket}")).check()
     herd.start()
-    clients = []
     try:
         herd.wait_linked()
         haproxy.start()
-        print(f"# {haproxy.version()}; docs/deploy.md's configuration in front of {', '.join(herd.names)}",
-              flush=True)
         wait_until(lambda: all(r["status"] == "UP" and r["check_status"] == "L7OK"
                                for r in haproxy.servers().values()), 10, "haproxy to see every server up")
-        phase = "before"
-        clients = [Client(i, front_port, lambda: phase) for i in range(CLIENTS)]
-        for client in clients:
-            client.start()
-        wait_until(lambda: all(c.server for c in clients), 10, "every client answered")
+    except BaseException:
+        haproxy.stop()
+        herd.stop()
+        raise
+    return herd, haproxy, front_port
+
+
+def known_everywhere(herd, requests, names):
+    started = time.monotonic()
+    for name in names:
+        wait_until(lambda: len(known_to(herd, name, requests)) == len(requests), 10,
+                   f"{name} to know every answered IAMAT")
+    return time.monotonic() - started
+
+
+def failover(server):
+    herd, haproxy, front_port = behind_haproxy(server)
+    traffic = None
+    try:
+        print(f"# {haproxy.version()}; docs/deploy.md's configuration in front of {', '.join(herd.names)}",
+              flush=True)
+        traffic = Traffic(front_port, "before")
         time.sleep(1.0)  # traffic before the kill
 
-        on_killed = [c for c in clients if c.server == KILLED]
-        assert on_killed, f"no client connection went to {KILLED}: {Counter(c.server for c in clients)}"
-        phase = "after"
+        on_killed = traffic.on(KILLED)
+        assert on_killed, f"no client connection went to {KILLED}"
+        traffic.phase = "after"
         killed_at = time.monotonic()
         herd.kill(KILLED)
         wait_until(lambda: haproxy.status(KILLED) == "DOWN", 10, f"haproxy to mark {KILLED} down")
@@ -284,7 +344,7 @@ def failover(server):
 
         # Back: haproxy puts it in rotation again, and a new client is passed to it (leastconn:
         # it is the server with no connection).
-        phase = "restarted"
+        traffic.phase = "restarted"
         restarted_at = time.monotonic()
         herd.start(KILLED)
         wait_until(lambda: haproxy.status(KILLED) == "UP", 10, f"haproxy to mark {KILLED} up")
@@ -292,51 +352,69 @@ def failover(server):
         newcomer = exchange_via(front_port, f"IAMAT newcomer.example +34.068930-118.445127 {now()}\n")
         assert newcomer.startswith(f"AT {KILLED} "), newcomer
         time.sleep(0.5)
-        for client in clients:
-            client.stopping.set()
-        for client in clients:
-            client.join(15)
-            assert not client.is_alive(), f"client {client.index} still running"
-            assert client.error is None, f"client {client.index}: {client.error!r}"
+        requests = traffic.stop()
 
-        requests = [r for c in clients for r in c.requests]
         phase_summary("before the kill", [r for r in requests if r.phase == "before"])
         phase_summary(f"from the kill to {KILLED}'s restart", [r for r in requests if r.phase == "after"])
         phase_summary("after the restart", [r for r in requests if r.phase == "restarted"])
-        # Which server each broken connection went to, as haproxy logged it when it ended.
-        broken = [b for c in clients for b in c.broken]
-        went_to = wait_until(lambda: (lambda logged: all(port in logged for _, _, port in broken) and logged)(
-            haproxy.sessions()), 5, "haproxy to log the broken connections")
-        print(f"# client connections broken: {len(broken)}; requests unanswered on each: "
-              + ", ".join(f"{lost} (on {went_to[port]})" for _, lost, port in broken), flush=True)
-
-        # Clients kept being answered: only connections to the killed server broke (those open at
-        # the kill, and any made as it died), each with at most what was in flight on it, and what
-        # was unanswered was answered once sent again.
-        assert all(r.server for r in requests), "a request went unanswered"
-        assert all(went_to[port] == KILLED and answered in (KILLED, None) for answered, _, port in broken), broken
-        # Once: a client reconnecting while haproxy still has the killed server up (leastconn picks
-        # it, having no connection) is refused there and passed on (retries, option redispatch).
-        assert sorted(c.index for c in on_killed) == sorted(c.index for _, c in
-                                                            ((b, c) for c in clients for b in c.broken)), broken
-        assert all(lost <= IN_FLIGHT for _, lost, _ in broken), broken
-        resent = [r for r in requests if r.sends > 1]
-        assert len(resent) <= sum(lost for _, lost, _ in broken), (len(resent), broken)
+        # Clients kept being answered: only connections to the killed server broke, and what was
+        # unanswered on them was answered once sent again.
+        traffic.broken(haproxy, KILLED, on_killed)
+        assert not [r for r in requests if r.server == KILLED and r.answered_at > killed_at]
         # Its neighbors, answering /healthz 503 (their link to it down), stayed in rotation.
         answered_after = Counter(r.server for r in requests if r.phase == "after")
         assert set(answered_after) == set(herd.names) - {KILLED}, answered_after
 
         # Every IAMAT a client had an answer for is known to every server, the restarted one included.
-        started = time.monotonic()
-        for name in herd.names:
-            wait_until(lambda: len(known_to(herd, name, requests)) == len(requests), 10,
-                       f"{name} to know every answered IAMAT")
+        took = known_everywhere(herd, requests, herd.names)
         print(f"# every answered IAMAT ({len(requests)}) is known to every server, {KILLED} (caught up) included"
-              f" (WHATSAT on each, {time.monotonic() - started:.1f} s); haproxy's view at the end:", flush=True)
+              f" (WHATSAT on each, {took:.1f} s); haproxy's view at the end:", flush=True)
         view(haproxy)
     finally:
-        for client in clients:
-            client.stopping.set()
+        if traffic:
+            for client in traffic.clients:
+                client.stopping.set()
+        haproxy.stop()
+        herd.stop()
+
+
+def hung(server):
+    herd, haproxy, front_port = behind_haproxy(server)
+    traffic = None
+    try:
+        traffic = Traffic(front_port, "before")
+        time.sleep(0.5)
+        on_hung = traffic.on(HUNG)
+        assert on_hung, f"no client connection went to {HUNG}"
+        traffic.phase = "stopped"
+        herd.procs[HUNG].send_signal(signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        try:
+            wait_until(lambda: haproxy.status(HUNG) == "DOWN", 10, f"haproxy to mark {HUNG} down")
+            down_after = time.monotonic() - stopped_at
+            wait_until(lambda: all(c.broken for c in on_hung), 5, f"the connections to {HUNG} closed")
+            print(f"# stopped {HUNG} (SIGSTOP) under traffic, {len(on_hung)} of {CLIENTS} client connections on it;"
+                  f" haproxy marked it DOWN {down_after:.1f} s later (check {haproxy.servers()[HUNG]['check_status']})"
+                  f" and closed them {time.monotonic() - stopped_at:.1f} s after the stop", flush=True)
+            time.sleep(0.5)
+        finally:
+            herd.procs[HUNG].send_signal(signal.SIGCONT)
+        traffic.phase = "continued"
+        wait_until(lambda: haproxy.status(HUNG) == "UP", 10, f"haproxy to mark {HUNG} up")
+        requests = traffic.stop()
+        phase_summary("before the stop", [r for r in requests if r.phase == "before"])
+        phase_summary(f"while {HUNG} was stopped", [r for r in requests if r.phase == "stopped"])
+        phase_summary(f"after SIGCONT", [r for r in requests if r.phase == "continued"])
+        traffic.broken(haproxy, HUNG, on_hung)
+        took = known_everywhere(herd, requests, herd.names)
+        print(f"# every answered IAMAT ({len(requests)}) is known to every server (WHATSAT on each, {took:.1f} s)",
+              flush=True)
+    finally:
+        if traffic:
+            for client in traffic.clients:
+                client.stopping.set()
+        if herd.procs[HUNG].poll() is None:
+            herd.procs[HUNG].send_signal(signal.SIGCONT)
         haproxy.stop()
         herd.stop()
 
@@ -353,6 +431,8 @@ def main():
     tap = Tap()
     tap.run("HAProxy (docs/deploy.md) in front: a server killed under traffic, clients keep being answered",
             failover, server)
+    tap.run("HAProxy (docs/deploy.md) in front: a hung server is taken out and its clients' connections closed",
+            hung, server)
     tap.finish()
 
 
