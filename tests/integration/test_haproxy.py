@@ -1,4 +1,4 @@
-"""HAProxy in front of the herd: docs/deploy.md's configuration, a server killed under client traffic."""
+"""HAProxy in front of the herd: docs/deploy.md's configuration, a server killed and one hung under client traffic."""
 
 import os
 import re
@@ -53,8 +53,9 @@ def docs_config():
     return found.group(1)
 
 
-def haproxy_config(herd, metrics_ports, front_port, socket_path):
-    """The docs' configuration with the test herd's ports in place of the repository's."""
+def haproxy_config(herd, metrics_ports, front_port):
+    """The docs' configuration with the test herd's ports in place of the repository's, after
+    HEADER (its stats socket still "{socket}")."""
     config = docs_config()
     with open(REPO_CONFIG, "rb") as f:
         repo = tomllib.load(f)["servers"]
@@ -65,7 +66,7 @@ def haproxy_config(herd, metrics_ports, front_port, socket_path):
         config = config.replace(line, f"server {name} 127.0.0.1:{herd.ports[name]} port {metrics_ports[name]}\n")
     assert config.count(DOCS_BIND) == 1, f"docs/deploy.md has no line {DOCS_BIND!r}"
     config = config.replace(DOCS_BIND, f"bind 127.0.0.1:{front_port}\n")
-    return HEADER.format(socket=socket_path) + config
+    return HEADER + config
 
 
 class HAProxy:
@@ -152,6 +153,8 @@ class Client(threading.Thread):
         super().__init__(daemon=True)
         self.index, self.port, self.phase = index, port, phase
         self.stopping = threading.Event()
+        self.paused = threading.Event()  # no new requests, the connection kept
+        self.outstanding = []
         self.requests = []
         self.resend = []
         self.broken = []  # (server that answered on the connection or None, requests unanswered, local port)
@@ -166,7 +169,7 @@ class Client(threading.Thread):
             self.error = e
 
     def connection(self):
-        outstanding = []
+        self.outstanding = outstanding = []
         buffer = b""
         self.server = None
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=REPLY_TIMEOUT)
@@ -174,7 +177,7 @@ class Client(threading.Thread):
         next_send = time.monotonic()
         try:
             while True:
-                while len(outstanding) < IN_FLIGHT and (self.resend or (not self.stopping.is_set()
+                while len(outstanding) < IN_FLIGHT and (self.resend or (not self.paused.is_set()
                                                                          and time.monotonic() >= next_send)):
                     request = self.resend.pop(0) if self.resend else self.new_request()
                     if request.sends == 0:
@@ -185,6 +188,8 @@ class Client(threading.Thread):
                 if not outstanding:
                     if self.stopping.is_set():
                         return
+                    if self.paused.is_set():
+                        next_send = time.monotonic() + 0.01
                     time.sleep(max(0.0, min(next_send - time.monotonic(), 0.01)))
                     continue
                 chunk = sock.recv(65536)
@@ -254,11 +259,19 @@ class Traffic:
             client.start()
         wait_until(lambda: all(c.server for c in self.clients), 10, "every client answered")
 
+    def pause(self):
+        """No new requests; what was sent is answered; the connections stay open."""
+        for client in self.clients:
+            client.paused.set()
+        wait_until(lambda: all(not c.outstanding and not c.resend for c in self.clients), REPLY_TIMEOUT,
+                   "the clients' requests answered")
+
     def on(self, name):
         return [c for c in self.clients if c.server == name]
 
     def stop(self):
         for client in self.clients:
+            client.paused.set()
             client.stopping.set()
         for client in self.clients:
             client.join(15)
@@ -266,13 +279,16 @@ class Traffic:
             assert client.error is None, f"client {client.index}: {client.error!r}"
         return [r for c in self.clients for r in c.requests]
 
-    def broken(self, haproxy, on_server, on_server_clients):
+    def check_broken(self, haproxy, on_server, on_server_clients):
         """Checks that only the connections of `on_server`'s clients broke, once each, with at
         most what was in flight on them unanswered, all of it answered once sent again."""
         broken = [(c, *b) for c in self.clients for b in c.broken]
-        # Which server each broken connection went to, as haproxy logged it when it ended.
-        went_to = wait_until(lambda: (lambda logged: all(b[3] in logged for b in broken) and logged)(
-            haproxy.sessions()), 5, "haproxy to log the broken connections")
+        assert broken, f"no connection to {on_server} broke"
+
+        def logged_all():  # which server each broken connection went to, as haproxy logged it when it ended
+            logged = haproxy.sessions()
+            return logged if all(port in logged for *_, port in broken) else None
+        went_to = wait_until(logged_all, 5, "haproxy to log the broken connections")
         print(f"# client connections broken: {len(broken)}; requests unanswered on each: "
               + ", ".join(f"{lost} (on {went_to[port]})" for _, _, lost, port in broken), flush=True)
         assert all(went_to[port] == on_server and answered in (on_server, None)
@@ -293,7 +309,7 @@ def behind_haproxy(server):
     metrics_ports = dict(zip(herd.names, free_ports(len(herd.names))))
     herd.write_config(herd.config, {name: {"metrics_port": port} for name, port in metrics_ports.items()})
     front_port = free_ports(1)[0]
-    haproxy = HAProxy(haproxy_config(herd, metrics_ports, front_port, "{socket}")).check()
+    haproxy = HAProxy(haproxy_config(herd, metrics_ports, front_port)).check()
     herd.start()
     try:
         herd.wait_linked()
@@ -343,23 +359,23 @@ def failover(server):
         time.sleep(1.5)  # traffic after the kill
 
         # Back: haproxy puts it in rotation again, and a new client is passed to it (leastconn:
-        # it is the server with no connection).
-        traffic.phase = "restarted"
+        # it is the server with no connection; the others keep theirs, idle).
+        traffic.pause()
         restarted_at = time.monotonic()
         herd.start(KILLED)
         wait_until(lambda: haproxy.status(KILLED) == "UP", 10, f"haproxy to mark {KILLED} up")
-        print(f"# {KILLED} restarted: haproxy marked it UP {time.monotonic() - restarted_at:.1f} s later", flush=True)
+        up_after = time.monotonic() - restarted_at
         newcomer = exchange_via(front_port, f"IAMAT newcomer.example +34.068930-118.445127 {now()}\n")
         assert newcomer.startswith(f"AT {KILLED} "), newcomer
-        time.sleep(0.5)
+        print(f"# {KILLED} restarted: haproxy marked it UP {up_after:.1f} s later, and passed it the next new"
+              " client connection", flush=True)
         requests = traffic.stop()
 
         phase_summary("before the kill", [r for r in requests if r.phase == "before"])
-        phase_summary(f"from the kill to {KILLED}'s restart", [r for r in requests if r.phase == "after"])
-        phase_summary("after the restart", [r for r in requests if r.phase == "restarted"])
+        phase_summary("after the kill", [r for r in requests if r.phase == "after"])
         # Clients kept being answered: only connections to the killed server broke, and what was
         # unanswered on them was answered once sent again.
-        traffic.broken(haproxy, KILLED, on_killed)
+        traffic.check_broken(haproxy, KILLED, on_killed)
         assert not [r for r in requests if r.server == KILLED and r.answered_at > killed_at]
         # Its neighbors, answering /healthz 503 (their link to it down), stayed in rotation.
         answered_after = Counter(r.server for r in requests if r.phase == "after")
@@ -399,13 +415,11 @@ def hung(server):
             time.sleep(0.5)
         finally:
             herd.procs[HUNG].send_signal(signal.SIGCONT)
-        traffic.phase = "continued"
-        wait_until(lambda: haproxy.status(HUNG) == "UP", 10, f"haproxy to mark {HUNG} up")
         requests = traffic.stop()
+        wait_until(lambda: haproxy.status(HUNG) == "UP", 10, f"haproxy to mark {HUNG} up")
         phase_summary("before the stop", [r for r in requests if r.phase == "before"])
-        phase_summary(f"while {HUNG} was stopped", [r for r in requests if r.phase == "stopped"])
-        phase_summary(f"after SIGCONT", [r for r in requests if r.phase == "continued"])
-        traffic.broken(haproxy, HUNG, on_hung)
+        phase_summary(f"after the stop, to {HUNG}'s SIGCONT", [r for r in requests if r.phase == "stopped"])
+        traffic.check_broken(haproxy, HUNG, on_hung)
         took = known_everywhere(herd, requests, herd.names)
         print(f"# every answered IAMAT ({len(requests)}) is known to every server (WHATSAT on each, {took:.1f} s)",
               flush=True)
