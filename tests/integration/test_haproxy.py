@@ -330,12 +330,9 @@ def known_everywhere(herd, requests, names):
     return time.monotonic() - started
 
 
-def failover(server):
-    herd, haproxy, front_port = behind_haproxy(server)
+def failover(herd, haproxy, front_port):
     traffic = None
     try:
-        print(f"# {haproxy.version()}; docs/deploy.md's configuration in front of {', '.join(herd.names)}",
-              flush=True)
         traffic = Traffic(front_port, "before")
         time.sleep(1.0)  # traffic before the kill
 
@@ -390,14 +387,13 @@ def failover(server):
         if traffic:
             for client in traffic.clients:
                 client.stopping.set()
-        haproxy.stop()
-        herd.stop()
 
 
-def hung(server):
-    herd, haproxy, front_port = behind_haproxy(server)
+def hung(herd, haproxy, front_port):
     traffic = None
     try:
+        herd.wait_linked()
+        wait_until(lambda: all(r["status"] == "UP" for r in haproxy.servers().values()), 10, "every server up")
         traffic = Traffic(front_port, "before")
         time.sleep(0.5)
         on_hung = traffic.on(HUNG)
@@ -429,8 +425,6 @@ def hung(server):
                 client.stopping.set()
         if herd.procs[HUNG].poll() is None:
             herd.procs[HUNG].send_signal(signal.SIGCONT)
-        haproxy.stop()
-        herd.stop()
 
 
 def exchange_via(port, data):
@@ -443,10 +437,21 @@ def exchange_via(port, data):
 def main():
     server = binary_arg("server")
     tap = Tap()
-    tap.run("HAProxy (docs/deploy.md) in front: a server killed under traffic, clients keep being answered",
-            failover, server)
-    tap.run("HAProxy (docs/deploy.md) in front: a hung server is taken out and its clients' connections closed",
-            hung, server)
+    running = []
+
+    def start():
+        running.extend(behind_haproxy(server))
+        print(f"# {running[1].version()}; docs/deploy.md's configuration in front of {', '.join(running[0].names)}",
+              flush=True)
+    try:
+        tap.run("docs/deploy.md's HAProxy configuration: valid, no warning, every server of the herd up", start)
+        if running:
+            tap.run("HAProxy in front: a server killed under traffic, clients keep being answered", failover, *running)
+            tap.run("HAProxy in front: a hung server is taken out and its clients' connections closed", hung, *running)
+    finally:
+        if running:
+            running[1].stop()
+            running[0].stop()
     tap.finish()
 
 
