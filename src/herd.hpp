@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -15,6 +16,7 @@
 #include "net.hpp"
 #include "peer.hpp"
 #include "store.hpp"
+#include "store_file.hpp"
 
 namespace herd {
 
@@ -41,7 +43,8 @@ struct StoreOp {
 
 class Herd : private PeerHost {
  public:
-  // `tls`: mutual TLS for the links, or null for plaintext.
+  // `tls`: mutual TLS for the links, or null for plaintext. With [store], loads the server's
+  // file before anything listens; throws std::runtime_error when the file is corrupt.
   Herd(asio::io_context& io, const Config& config, const ServerConfig& self, Log& log,
        asio::ssl::context* tls);
   ~Herd();
@@ -89,7 +92,18 @@ class Herd : private PeerHost {
              std::optional<Confirmations::Waiter> waiter, Clock::time_point now);
   // Hands the confirmed updates to whoever waits, and sends what all this queued on the links.
   void deliver();
+  void hand_out(std::vector<Confirmations::Waiter>& confirmed);
   void log_lagging_links();  // when nobody waits for a neighbor any more, and when again
+  // The store on disk: what changed the store is appended; with fsync "always", replies wait
+  // until their records are synced as they wait for the neighbors' acknowledgements.
+  void open_store_file(const StoreConfig& config);
+  void persist(const Location& record);
+  bool replies_wait_for_disk() const { return file_ && fsync_ == StoreConfig::Fsync::always; }
+  bool unsynced() const { return replies_wait_for_disk() && synced_ < file_->appended(); }
+  void wait_for_disk(Confirmations::Waiter waiter);
+  void synced(std::uint64_t record);  // records up to this number are on disk
+  bool file_too_large() const;
+  awaitable<void> compact();
   awaitable<void> give_up_late_confirmations();
 
   // PeerHost: what the links ask of the herd.
@@ -117,9 +131,17 @@ class Herd : private PeerHost {
   std::vector<Confirmations::Waiter> confirmed_;  // to deliver at the end of this step
   std::vector<bool> lagging_;                     // as last logged, by link number
   std::unordered_map<std::uint64_t, std::weak_ptr<ConfirmationListener>> clients_;
-  std::uint64_t next_link_owner_ = std::uint64_t(1) << 63;  // above every client's number
+  static constexpr std::uint64_t first_link_owner = std::uint64_t(1) << 63;
+  std::uint64_t next_link_owner_ = first_link_owner;  // above every client's number
   asio::steady_timer deadline_timer_;
   bool deadline_watch_running_ = false;
+  std::unique_ptr<StoreFile> file_;  // null without [store]
+  StoreConfig::Fsync fsync_ = StoreConfig::Fsync::everysec;
+  std::uint64_t compact_min_bytes_ = 0;
+  bool compacting_ = false;
+  std::uint64_t synced_ = 0;  // the last record number known on disk
+  // Replies that wait for their records to be synced: (the record number, who waits).
+  std::deque<std::pair<std::uint64_t, Confirmations::Waiter>> unsynced_replies_;
 };
 
 }  // namespace herd

@@ -61,6 +61,8 @@ class Store {
   // Records in insertion order; indices are stable, so a catch-up can walk them in steps.
   std::size_t size() const { return records_.size(); }
   const Location& at(std::size_t index) const { return records_[index]; }
+  // The bytes of the records' AT lines together.
+  std::size_t at_line_bytes() const { return at_line_bytes_; }
 
  private:
   // Open addressing over (hash, record index): a probe touches one small array, and the
@@ -82,6 +84,7 @@ class Store {
   std::atomic<std::uintptr_t> table_address_{reinterpret_cast<std::uintptr_t>(slots_.data())};
   std::atomic<std::size_t> table_mask_{slots_.size() - 1};
   std::deque<Location> records_;
+  std::size_t at_line_bytes_ = 0;
 };
 
 }  // namespace herd
