@@ -61,7 +61,12 @@ bool write_all(int fd, std::string_view bytes) {
 }  // namespace
 
 void append_record(std::string& out, std::string_view at_line) {
-  out.append(fmt::format("{:08x} ", crc_of(at_line))).append(at_line).push_back('\n');
+  // By hand rather than through fmt: it runs on the herd's strand for every record.
+  char prefix[9];
+  auto crc = crc_of(at_line);
+  for (int i = 7; i >= 0; --i, crc >>= 4) prefix[i] = "0123456789abcdef"[crc & 0xf];
+  prefix[8] = ' ';
+  out.append(prefix, sizeof prefix).append(at_line).push_back('\n');
 }
 
 Scan scan_records(std::string_view bytes, const std::function<bool(std::string_view)>& record) {
