@@ -163,6 +163,8 @@ def torn_tail_is_dropped_with_a_log_line(server):
                    "the torn record logged")
         assert os.path.getsize(records_file(herd, "Solo")) == len(good)
         herd.send("Solo", f"IAMAT after.example +3+3 {now()}")  # appended after the cut
+        # With everysec the reply does not wait for the write: a kill at once could beat it.
+        wait_until(lambda: "after.example" in open(records_file(herd, "Solo")).read(), 5, "the write")
         herd.kill("Solo")
         herd.start("Solo")
         assert record_known(herd, "torn.example") and record_known(herd, "after.example")
