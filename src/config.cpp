@@ -180,7 +180,8 @@ ServerEntry read_server(const Reader& r, const toml::key& name, const toml::node
   if (!valid_server_name(name.str()))
     r.fail(name.source(), prefix, "a server name may use only letters, digits, '-', '_' and '.'");
   const auto& t = r.table(node, prefix);
-  r.only_keys(t, prefix, {"host", "listen", "port", "peer_port", "tls_port", "talks_with"});
+  r.only_keys(t, prefix,
+              {"host", "listen", "port", "peer_port", "tls_port", "metrics_port", "talks_with"});
   ServerEntry entry;
   auto& config = entry.config;
   config.name = name.str();
@@ -215,6 +216,11 @@ ServerEntry read_server(const Reader& r, const toml::key& name, const toml::node
       r.fail(n->source(), prefix + ".tls_port",
              "needs a [tls] table (its cert and key are the server's certificate)");
     entry.ports.push_back({config.tls_port, prefix + ".tls_port", n->source()});
+  }
+  if (auto n = t.get("metrics_port")) {
+    config.metrics_port =
+        static_cast<std::uint16_t>(r.integer(*n, prefix + ".metrics_port", 1, 65535));
+    entry.ports.push_back({config.metrics_port, prefix + ".metrics_port", n->source()});
   }
   if (auto n = t.get("talks_with")) entry.talks_with = r.strings(*n, prefix + ".talks_with");
   return entry;
@@ -326,13 +332,23 @@ Config parse_config(std::string_view text, const std::filesystem::path& file) {
   if (auto n = root.get("places")) read_places(r, r.table(*n, "places"), base, config.places);
   if (auto n = root.get("clients")) {
     const auto& t = r.table(*n, "clients");
-    r.only_keys(t, "clients", {"send_timeout_ms", "max_clock_skew_ms"});
+    r.only_keys(t, "clients", {"send_timeout_ms", "max_clock_skew_ms", "idle_timeout_ms",
+                               "max_output_bytes", "max_total_output_bytes"});
     if (auto timeout = t.get("send_timeout_ms"))
       config.clients.send_timeout_ms =
           static_cast<int>(r.integer(*timeout, "clients.send_timeout_ms", 1, 3'600'000));
     if (auto skew = t.get("max_clock_skew_ms"))  // at most about ten years
       config.clients.max_clock_skew_ms =
           r.integer(*skew, "clients.max_clock_skew_ms", 0, 315'360'000'000);
+    if (auto idle = t.get("idle_timeout_ms"))
+      config.clients.idle_timeout_ms =
+          static_cast<int>(r.integer(*idle, "clients.idle_timeout_ms", 1, 86'400'000));
+    constexpr std::int64_t gib = 1024 * 1024 * 1024;
+    if (auto cap = t.get("max_output_bytes"))
+      config.clients.max_output_bytes = r.integer(*cap, "clients.max_output_bytes", 4096, gib);
+    if (auto cap = t.get("max_total_output_bytes"))
+      config.clients.max_total_output_bytes =
+          r.integer(*cap, "clients.max_total_output_bytes", 65536, 1024 * gib);
   }
   if (auto n = root.get("store")) read_store(r, r.table(*n, "store"), base, config.store);
   if (auto n = root.get("log")) {

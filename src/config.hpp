@@ -24,6 +24,7 @@ struct ServerConfig {
   std::uint16_t port = 0;          // clients
   std::uint16_t peer_port = 0;     // neighbors; by default port + 10000
   std::uint16_t tls_port = 0;      // clients over TLS; 0: none
+  std::uint16_t metrics_port = 0;  // HTTP: /metrics and /healthz; 0: none
   std::vector<std::string> talks_with;  // as written in this server's table
   std::vector<std::string> neighbors;   // links declared on either side, sorted
 };
@@ -44,6 +45,13 @@ struct ClientsConfig {
   // An IAMAT, or a neighbor's record, whose time is further ahead of this server's clock is
   // refused: a time far in the future would pin its client's record for good.
   std::int64_t max_clock_skew_ms = 86'400'000;
+  // A client connection that completes no line for this long is closed: silent connections
+  // and a line sent a byte at a time would otherwise hold a descriptor and memory for good.
+  int idle_timeout_ms = 300'000;
+  // Replies a client leaves unread: one that lets more than this pile up is disconnected, and
+  // so is one that adds to them while all clients together hold more than the total.
+  std::int64_t max_output_bytes = 1024 * 1024;
+  std::int64_t max_total_output_bytes = 256 * 1024 * 1024;
 };
 
 // Where a server keeps its records across restarts, and when they reach the disk.

@@ -45,6 +45,7 @@ void Confirmations::acknowledged(std::size_t link, std::uint64_t first, std::uin
     auto update = std::exchange(put.update, none);
     if (std::exchange(put.waited, false)) heard(update, confirmed);
     timed(l, now - put.sent, now, confirmed);
+    ack_latency_.observe(std::chrono::duration<double>(now - put.sent).count());
   }
   while (!l.puts.empty() && l.puts.front().update == none) {
     l.puts.pop_front();

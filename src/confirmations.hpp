@@ -13,6 +13,8 @@
 #include <optional>
 #include <vector>
 
+#include "metrics.hpp"
+
 namespace herd {
 
 class Confirmations {
@@ -73,6 +75,8 @@ class Confirmations {
   std::size_t unacknowledged(std::size_t link) const;
   // Whether nobody waits for `link` now.
   bool lagging(std::size_t link) const { return links_[link].lagging; }
+  // The time from each PUT to its acknowledgement, for the metrics.
+  const Histogram& ack_latency() const { return ack_latency_; }
 
  private:
   static constexpr Update none = UINT64_MAX;
@@ -111,6 +115,7 @@ class Confirmations {
   Update first_update_ = 0;    // the number of updates_.front()
   std::size_t pending_ = 0;
   std::vector<Link> links_;
+  Histogram ack_latency_;
 };
 
 }  // namespace herd

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <ctime>
 #include <type_traits>
+#include <vector>
 
 #include <fmt/format.h>
 #include <asio/bind_cancellation_slot.hpp>
@@ -19,9 +20,18 @@ namespace {
 using namespace std::chrono_literals;
 using namespace asio::experimental::awaitable_operators;
 
-constexpr std::size_t read_size = 16 * 1024;
+constexpr std::size_t read_size = 64 * 1024;
 constexpr std::size_t max_read_at_stop = 256 * 1024;
+constexpr std::size_t kept_write_buffer = 64 * 1024;  // a larger one goes back after its write
 constexpr auto linger_time = 1s;
+
+// Where a read lands, shared by the connections of a thread: a connection holds no read buffer
+// of its own while it waits, only what LineBuffer keeps of an unfinished line. Valid until the
+// next co_await, which may resume on another thread.
+std::vector<char>& read_scratch() {
+  thread_local std::vector<char> scratch(read_size);
+  return scratch;
+}
 
 Timestamp wall_clock() {
   timespec ts{};
@@ -39,7 +49,8 @@ Connection<Stream>::Connection(Stream stream, LineHandler& handler, Log& log,
       log_(log),
       options_(std::move(options)),
       wake_reader_(stream_.get_executor()),
-      wake_writer_(stream_.get_executor()) {
+      wake_writer_(stream_.get_executor()),
+      last_active_(std::chrono::steady_clock::now()) {
   asio::error_code ignored;
   stream_.lowest_layer().set_option(tcp::no_delay(true), ignored);
   stream_.lowest_layer().non_blocking(true, ignored);  // flush() writes directly, never blocking
@@ -47,7 +58,25 @@ Connection<Stream>::Connection(Stream stream, LineHandler& handler, Log& log,
 
 template <typename Stream>
 awaitable<std::string> Connection<Stream>::run() {
-  co_await (reader() && writer());
+  // Reader and writer run side by side and the connection ends when both have. Not as a
+  // parallel group (reader() && writer()): that costs 2 KB of coroutine frames per connection,
+  // most of what an idle one holds.
+  writer_running_ = true;
+  asio::co_spawn(stream_.get_executor(), writer(), [this](std::exception_ptr failure) {
+    writer_failure_ = failure;
+    writer_running_ = false;
+    wake_reader_.notify();  // the reader is done by then: run() waits on its signal
+  });
+  std::exception_ptr failure;
+  try {
+    co_await reader();
+  } catch (...) {  // a bug: the writer ends too, then it is rethrown
+    failure = std::current_exception();
+    close("internal error");
+  }
+  while (writer_running_) co_await wake_reader_.wait();
+  if (!failure) failure = writer_failure_;
+  if (failure) std::rethrow_exception(failure);
   asio::error_code ignored;
   auto& socket = stream_.lowest_layer();
   if (!closed_) {
@@ -68,9 +97,7 @@ awaitable<std::string> Connection<Stream>::run() {
 
 template <typename Stream>
 void Connection<Stream>::preload(std::string_view bytes) {
-  if (bytes.empty()) return;
-  std::memcpy(input_.prepare(bytes.size()), bytes.data(), bytes.size());
-  input_.commit(bytes.size());
+  input_.append(bytes);
 }
 
 template <typename Stream>
@@ -80,11 +107,15 @@ awaitable<void> Connection<Stream>::reader() {
   while (!reading_done_ && !closed_) {
     asio::error_code error;
     if (!stopping_) {
-      auto [read_error, n] =
-          co_await stream_.async_read_some(asio::buffer(input_.prepare(read_size), read_size),
-                                           asio::bind_cancellation_slot(stop_.slot(), as_result));
+      // Waits for bytes without a buffer, then reads them into the thread's scratch: an idle
+      // connection holds no read buffer (nor the frame of a nested coroutine).
+      auto read_error = read_available();
+      while (read_error == asio::error::would_block && !closed_) {
+        auto [wait_error] = co_await stream_.lowest_layer().async_wait(
+            tcp::socket::wait_read, asio::bind_cancellation_slot(stop_.slot(), as_result));
+        read_error = wait_error ? wait_error : read_available();
+      }
       if (closed_) break;
-      if (!read_error) input_.commit(n);
       error = read_error == asio::error::operation_aborted && stopping_ ? asio::error_code{}
                                                                         : read_error;
     }
@@ -94,9 +125,16 @@ awaitable<void> Connection<Stream>::reader() {
     auto state = saw_eof_                              ? Input::eof
                  : error || reading_done_ || stopping_ ? Input::over
                                                        : Input::more;
-    handler_.received(input_, wall_clock(), state);
+    // A handler that paces its replies leaves lines for later: they go before the next read.
+    // (One co_await in this loop, not two: each costs the frame of every idle connection.)
+    for (auto at = wall_clock(); !closed_; ) {
+      hand_over(at, state);
+      if (state != Input::more && !input_.has_line()) break;
+      while (handler_.hold_reading() && !reading_done_ && !closed_) co_await wake_reader_.wait();
+      input_.settle();  // only now: the batch (a session's StoreOps) points into its lines
+      if (!input_.has_line() || reading_done_) break;
+    }
     if (state != Input::more || reading_done_) break;  // the handler may have finished reading
-    while (handler_.hold_reading() && !reading_done_ && !closed_) co_await wake_reader_.wait();
     // The other connections go first: by the time this one reads again its client has likely
     // written more, and the read finds data instead of costing a system call that finds none.
     co_await asio::post(stream_.get_executor(), asio::use_awaitable);
@@ -105,17 +143,33 @@ awaitable<void> Connection<Stream>::reader() {
   wake_writer_.notify();
 }
 
+template <typename Stream>
+void Connection<Stream>::hand_over(Timestamp at, LineHandler::Input state) {
+  auto lines_before = input_.lines_taken();
+  handler_.received(input_, at, state);
+  if (input_.lines_taken() != lines_before) last_active_ = std::chrono::steady_clock::now();
+}
+
+// Takes what the stream holds into input_, without waiting: would_block when it holds nothing.
+// A TLS stream may hold decrypted bytes its socket does not show; the reader calls this before
+// waiting for the socket, and waits only once it said would_block, so none are left behind.
+template <typename Stream>
+asio::error_code Connection<Stream>::read_available() {
+  asio::error_code error;
+  auto& scratch = read_scratch();
+  auto n = stream_.read_some(asio::buffer(scratch), error);
+  input_.append({scratch.data(), n});
+  return error;
+}
+
 // After stop_reading(): what the kernel already holds, up to a bound (a client that keeps
 // writing must not keep the server from stopping); the rest is discarded by linger().
 template <typename Stream>
 asio::error_code Connection<Stream>::read_what_is_there() {
   if constexpr (std::is_same_v<Stream, tcp::socket>) {
-    for (std::size_t taken = 0; taken < max_read_at_stop;) {
-      asio::error_code error;
-      auto n = stream_.read_some(asio::buffer(input_.prepare(read_size), read_size), error);
+    for (auto size = input_.rest().size(); input_.rest().size() - size < max_read_at_stop;) {
+      auto error = read_available();
       if (error) return error == asio::error::would_block ? asio::error_code{} : error;
-      input_.commit(n);
-      taken += n;
     }
   }
   return {};
@@ -127,7 +181,11 @@ awaitable<void> Connection<Stream>::writer() {
     handler_.refill(outbox_);
     if (outbox_.empty()) {
       if (reading_done_ && !handler_.owes_output()) break;
-      co_await wake_writer_.wait();
+      auto deadline = options_.idle_timeout.count() > 0 ? last_active_ + options_.idle_timeout
+                                                        : std::chrono::steady_clock::time_point::max();
+      auto [woken] = co_await wake_writer_.wait_until(deadline);
+      if (woken != asio::error::operation_aborted && idle(std::chrono::steady_clock::now()))
+        close(fmt::format("completed no line for {} ms", options_.idle_timeout.count()));
       continue;
     }
     std::swap(outbox_, sending_);
@@ -135,13 +193,23 @@ awaitable<void> Connection<Stream>::writer() {
     writing_ = true;
     auto error = co_await write_all(sending_);
     writing_ = false;
+    last_active_ = std::chrono::steady_clock::now();
     sending_.clear();
+    if (sending_.capacity() > kept_write_buffer) std::string().swap(sending_);
     wake_reader_.notify();
     if (error == asio::error::timed_out)
       close(fmt::format("took none of its replies for {} ms", options_.send_timeout.count()));
     else if (error)
       close("write failed: " + error.message());
   }
+}
+
+// Nothing read makes a line, nothing is owed, nothing written, for the whole idle timeout: a
+// client that opens a connection and says nothing, or says it a byte at a time (slowloris).
+template <typename Stream>
+bool Connection<Stream>::idle(std::chrono::steady_clock::time_point now) const {
+  return options_.idle_timeout.count() > 0 && !reading_done_ && !closed_ && outbox_.empty() &&
+         !writing_ && !handler_.owes_output() && now - last_active_ >= options_.idle_timeout;
 }
 
 template <typename Stream>
@@ -154,9 +222,10 @@ void Connection<Stream>::flush() {
     if (n > 0) {
       wake_reader_.notify();  // fewer bytes wait to be sent: a paused reader may go on
       log_.sent(options_.who, std::string_view(outbox_).substr(0, n), options_.traffic);
-      if (n == outbox_.size())
+      if (n == outbox_.size()) {
         outbox_.clear();
-      else
+        if (outbox_.capacity() > kept_write_buffer) std::string().swap(outbox_);
+      } else
         outbox_.erase(0, n);
     }
     if (error && error != asio::error::would_block) return wake_writer_.notify();

@@ -137,7 +137,10 @@ bool Herd::flood(const Location& record, const PeerLink* from,
   if (std::none_of(links_.begin(), links_.end(), goes_out)) return false;
   auto update = confirmations_.begin(*waiter, now + confirmation_wait);
   for (auto& link : links_)
-    if (goes_out(link)) link->put(confirmations_.sent(update, link->number(), now), record);
+    if (goes_out(link)) {
+      link->put(confirmations_.sent(update, link->number(), now), record);
+      ++puts_sent_;
+    }
   // PUTs go to lagging neighbors too: their acknowledgements show when they keep up again.
   auto waits = confirmations_.sealed(update);
   if (!deadline_watch_running_) {
@@ -170,6 +173,7 @@ bool Herd::received(PeerLink& link, Location record, std::optional<std::uint64_t
 }
 
 void Herd::acknowledged(PeerLink& link, std::uint64_t first, std::uint64_t last) {
+  ++acks_received_;
   confirmations_.acknowledged(link.number(), first, last, Clock::now(), confirmed_);
 }
 
@@ -180,6 +184,22 @@ void Herd::link_down(PeerLink& link) {
 
 std::optional<Herd::Clock::time_point> Herd::oldest_unacknowledged(const PeerLink& link) const {
   return confirmations_.oldest_unacknowledged(link.number());
+}
+
+awaitable<HerdSnapshot> Herd::snapshot() {
+  co_return co_await asio::co_spawn(strand_, gather_snapshot(), asio::use_awaitable);
+}
+
+awaitable<HerdSnapshot> Herd::gather_snapshot() {
+  HerdSnapshot s;
+  s.records = store_.size();
+  s.clients = clients_.size();
+  for (const auto& link : links_)
+    s.links.push_back({link->name(), link->up(), link->catch_up_records_sent()});
+  s.puts_sent = puts_sent_;
+  s.acks_received = acks_received_;
+  s.ack_latency = confirmations_.ack_latency();
+  co_return s;
 }
 
 void Herd::deliver() {

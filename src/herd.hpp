@@ -13,6 +13,7 @@
 #include "config.hpp"
 #include "confirmations.hpp"
 #include "log.hpp"
+#include "metrics.hpp"
 #include "net.hpp"
 #include "peer.hpp"
 #include "store.hpp"
@@ -73,6 +74,12 @@ class Herd : private PeerHost {
     });
   }
 
+  // Counted by the client sessions, from any thread.
+  ClientCounters& client_counters() { return client_counters_; }
+  PlacesCounters& places_counters() { return places_counters_; }
+  // The herd's part of a scrape, gathered on the strand; from any executor.
+  awaitable<HerdSnapshot> snapshot();
+
   // Starts loading a client's place in the store into the cache, from any thread, so that
   // the miss overlaps the caller's parsing and formatting instead of stalling the strand.
   void prefetch(std::uint32_t client_hash) const { store_.prefetch_from_anywhere(client_hash); }
@@ -93,6 +100,7 @@ class Herd : private PeerHost {
   // Hands the confirmed updates to whoever waits, and sends what all this queued on the links.
   void deliver();
   void hand_out(std::vector<Confirmations::Waiter>& confirmed);
+  awaitable<HerdSnapshot> gather_snapshot();  // on the strand
   void log_lagging_links();  // when nobody waits for a neighbor any more, and when again
   // The store on disk: what changed the store is appended; with fsync "always", replies wait
   // until their records are synced as they wait for the neighbors' acknowledgements.
@@ -142,6 +150,10 @@ class Herd : private PeerHost {
   std::uint64_t synced_ = 0;  // the last record number known on disk
   // Replies that wait for their records to be synced: (the record number, who waits).
   std::deque<std::pair<std::uint64_t, Confirmations::Waiter>> unsynced_replies_;
+  ClientCounters client_counters_;
+  PlacesCounters places_counters_;
+  std::uint64_t puts_sent_ = 0;  // on the strand, like the rest
+  std::uint64_t acks_received_ = 0;
 };
 
 }  // namespace herd

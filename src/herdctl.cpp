@@ -32,6 +32,7 @@
 #include "certs.hpp"
 #include "config.hpp"
 #include "send.hpp"
+#include "status.hpp"
 
 namespace {
 
@@ -49,7 +50,9 @@ commands:
                         send the lines (or standard input's lines) to a server (a
                         name, or HOST:PORT), print its replies; exits 1 when the
                         server cannot be reached or answers "?"; see send --help
-  status                show which servers are listening
+  status [--json]       ask each server how it is: links, records, clients,
+                        IAMAT/s, uptime (through its metrics port); see status --help
+  watch [--json]        the same, refreshed every second; Ctrl-C exits
   certs [--dir DIR]     make a CA and a certificate and key per server for [tls];
                         see certs --help
   bench [OPTIONS] TARGET
@@ -106,10 +109,32 @@ examples:
   printf 'WHATSAT a 10 5\nWHATSAT b 10 5\n' | herdctl send --json Welsh
 )usage";
 
-constexpr const char* status_usage = R"(usage: herdctl [--config PATH] status
+constexpr const char* status_usage = R"(usage: herdctl [--config PATH] status [--json]
+       herdctl [--config PATH] watch [--json] [--count N]
 
-Prints each server of the file with its address and whether it is listening.
-Exit status 0 when all listen, 1 otherwise.
+Asks each server of the file how it is, through its metrics port (GET /metrics,
+1 s to answer), and prints one row per server: its state, its links up of all
+and which are down, the records it stores, the clients connected, IAMATs per
+second and its uptime. States: ok (every link up), links down, not answering
+(it accepts connections but does not answer within 1 s: stopped or stuck),
+down (nothing listens), listening (no metrics_port: only its client port was
+checked; metrics off).
+
+IAMAT/s: status divides the server's IAMATs by its uptime (the average since
+it started); watch shows the rate between two refreshes (the first refresh
+shows the average since start).
+
+watch prints the table again every second, in place on a terminal (ANSI clear
+screen); Ctrl-C exits. --count N stops after N refreshes.
+
+options:
+  --json   one JSON object per server and line: server, address, state,
+           listening, metrics, answering; when it answered also links_up,
+           links_total, links_down (names), records, clients, iamat_total,
+           iamat_per_second, uptime_seconds; when not, problem
+
+exit status (status): 0 when every server answers with all its links up (or,
+without metrics, listens), 1 otherwise; 2 for a usage or config error.
 )";
 
 [[noreturn]] void fail(const std::string& message, int status = 1) {
@@ -139,7 +164,7 @@ Options parse_options(int argc, char** argv) {
       if (i + 1 >= argc) fail(fmt::format("{} needs a value\n\n{}", arg, usage), 2);
       (arg == "--config" ? o.config : o.server_bin) = argv[++i];
     } else if (arg.starts_with("-") && o.command != "send" && o.command != "bench" &&
-               o.command != "certs") {
+               o.command != "certs" && o.command != "status" && o.command != "watch") {
       fail(fmt::format("unknown option {}\n\n{}", arg, usage), 2);
     } else if (o.command.empty()) {
       o.command = arg;
@@ -241,16 +266,85 @@ std::string neighbors_of(const herd::ServerConfig& server) {
   return text.empty() ? "-" : text;
 }
 
-int status(const herd::Config& config) {
-  bool all = true;
-  fmt::print("{:<12} {:<22} {:<10} {}\n", "NAME", "ADDRESS", "STATE", "TALKS WITH");
-  for (const auto& s : config.servers) {
-    bool up = listening(s);
-    all = all && up;
-    fmt::print("{:<12} {:<22} {:<10} {}\n", s.name, fmt::format("{}:{}", s.host, s.port),
-               up ? "listening" : "down", neighbors_of(s));
+struct StatusOptions {
+  bool json = false;
+  int count = 0;  // watch: refreshes before exiting; 0: until Ctrl-C
+};
+
+StatusOptions parse_status_options(const std::vector<std::string>& args, bool watch) {
+  StatusOptions options;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--json") {
+      options.json = true;
+    } else if (watch && args[i] == "--count" && i + 1 < args.size()) {
+      char* end = nullptr;
+      long n = std::strtol(args[++i].c_str(), &end, 10);
+      if (*end != '\0' || n < 1)
+        fail(fmt::format("--count takes a positive number\n\n{}", status_usage), 2);
+      options.count = static_cast<int>(n);
+    } else {
+      fail(fmt::format("{}: unknown argument {}\n\n{}", watch ? "watch" : "status", args[i],
+                       status_usage),
+           2);
+    }
   }
+  return options;
+}
+
+std::vector<herd::status::ServerStatus> query_all(const herd::Config& config) {
+  std::vector<herd::status::ServerStatus> servers;
+  for (const auto& s : config.servers) servers.push_back(herd::status::query(s, 1s));
+  return servers;
+}
+
+void print_status(const std::vector<herd::status::ServerStatus>& servers, bool json,
+                  std::string_view rate_title) {
+  if (json) {
+    for (const auto& s : servers) fmt::print("{}\n", herd::status::json_line(s));
+  } else {
+    fmt::print("{}", herd::status::table(servers, rate_title));
+  }
+  std::fflush(stdout);
+}
+
+int status(const herd::Config& config, const std::vector<std::string>& args) {
+  auto options = parse_status_options(args, false);
+  auto servers = query_all(config);
+  bool all = true;
+  for (auto& s : servers) {
+    herd::status::rate_since_start(s);
+    all = all && (s.state() == "ok" || s.state() == "listening");
+  }
+  print_status(servers, options.json, "IAMAT/s avg");
   return all ? 0 : 1;
+}
+
+int watch(const herd::Config& config, const std::vector<std::string>& args) {
+  auto options = parse_status_options(args, true);
+  bool terminal = isatty(STDOUT_FILENO) && !options.json;
+  std::vector<herd::status::ServerStatus> earlier;
+  auto earlier_at = Clock::now();
+  for (int round = 1;; ++round) {
+    auto started = Clock::now();
+    auto servers = query_all(config);
+    for (std::size_t i = 0; i < servers.size(); ++i) {
+      if (earlier.empty())
+        herd::status::rate_since_start(servers[i]);
+      else
+        herd::status::rate_between(earlier[i], servers[i],
+                                   std::chrono::duration<double>(started - earlier_at).count());
+    }
+    if (terminal) fmt::print("\033[H\033[2J");
+    std::time_t now = std::time(nullptr);
+    char when[32];
+    std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
+    if (!options.json) fmt::print("{}  (every 1 s; Ctrl-C exits)\n", when);
+    print_status(servers, options.json, earlier.empty() ? "IAMAT/s avg" : "IAMAT/s");
+    if (options.count && round >= options.count) return 0;
+    earlier = std::move(servers);
+    earlier_at = started;
+    std::this_thread::sleep_until(started + 1s);
+  }
 }
 
 // HOST:PORT as given (an IPv6 host in brackets), with no config file; or the address of the
@@ -776,7 +870,7 @@ int main(int argc, char** argv) {
       fmt::print("{}", up_usage);
     else if (options.command == "send")
       fmt::print("{}", send_usage);
-    else if (options.command == "status")
+    else if (options.command == "status" || options.command == "watch")
       fmt::print("{}", status_usage);
     else if (options.command == "bench")
       fmt::print("{}", herd::bench::usage);
@@ -790,11 +884,13 @@ int main(int argc, char** argv) {
     // A HOST:PORT target needs no config file.
     if (options.command == "bench") return bench(options);
     if (options.command == "send") return send(options);
-    if (options.command != "up" && options.command != "status" && options.command != "certs")
+    if (options.command != "up" && options.command != "status" && options.command != "watch" &&
+        options.command != "certs")
       fail(fmt::format("unknown command \"{}\"\n\n{}", options.command, usage), 2);
     auto config = load_config(options);
     if (options.command == "up") return up(config, options);
-    if (options.command == "status") return status(config);
+    if (options.command == "status") return status(config, options.args);
+    if (options.command == "watch") return watch(config, options.args);
     return certs(config, options.args);
   } catch (const herd::ConfigError& e) {
     fail(e.what(), 2);

@@ -296,6 +296,7 @@ std::size_t Log::write_fully(const char* data, std::size_t size, int& error) {
     }
     done += static_cast<std::size_t>(written);
     file_size_ += static_cast<std::size_t>(written);
+    bytes_written_.fetch_add(static_cast<std::uint64_t>(written), std::memory_order_relaxed);
   }
   return done;
 }

@@ -5,6 +5,7 @@
 // what was buffered: said once on stderr, and counted in the log once writing works again.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -44,6 +45,8 @@ class Log {
   void warning(std::string_view who, std::string_view text);  // warn
 
   void flush();
+  // Bytes written to the file so far (any file, across reopen()); from any thread.
+  std::uint64_t bytes_written() const { return bytes_written_.load(std::memory_order_relaxed); }
   // Writes out what is buffered, then appends to the file now at the path, creating it.
   // When that fails, keeps writing to the old file and returns why.
   std::optional<std::string> reopen();
@@ -74,6 +77,7 @@ class Log {
   int failed_errno_ = 0;        // why writing failed; 0 while it works
   bool file_mid_line_ = false;  // a write that failed part way left half an entry in the file
   char stamp_[32] = {};
+  std::atomic<std::uint64_t> bytes_written_{0};
 };
 
 // "\x01" for control characters, "\\" for backslash; everything else as is.

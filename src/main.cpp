@@ -1,9 +1,11 @@
 // herd-server: runs one server of the herd described by herd.toml.
+#include <malloc.h>
 #include <sys/resource.h>
 
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -11,11 +13,23 @@
 #include "config.hpp"
 #include "herd.hpp"
 #include "log.hpp"
+#include "metrics_port.hpp"
 #include "net.hpp"
+#include "notify.hpp"
 #include "peer_port.hpp"
 #include "places/provider.hpp"
 #include "server.hpp"
 #include "tls.hpp"
+
+#ifdef HERD_JEMALLOC
+// Memory freed (by clients that held megabytes of replies, say) goes back to the system within
+// about a second, also while the server is idle: by default jemalloc gives it back only as it
+// allocates more, and ten seconds late.
+extern "C" {
+extern const char* malloc_conf;
+const char* malloc_conf = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
+}
+#endif
 
 namespace {
 
@@ -94,6 +108,19 @@ herd::awaitable<void> flush_log_regularly(herd::Log& log, asio::steady_timer& ti
   }
 }
 
+#ifndef HERD_JEMALLOC
+// glibc's malloc keeps freed memory in its arenas; give it back once a second. (jemalloc does
+// so by itself: see malloc_conf.)
+herd::awaitable<void> return_freed_memory(asio::steady_timer& timer) {
+  for (;;) {
+    timer.expires_after(1s);
+    auto [error] = co_await timer.async_wait(herd::as_result);
+    if (error) co_return;
+    malloc_trim(0);
+  }
+}
+#endif
+
 // Log rotation: once the file has been moved away, each SIGHUP starts a new one at the path.
 herd::awaitable<void> reopen_log_on_hangup(herd::Log& log, asio::signal_set& hangup,
                                            const herd::ServerConfig& self) {
@@ -152,8 +179,11 @@ int run(const Options& options) {
   herd::Herd herd(io, config, self, log, peer_tls.get());
   herd::Server server(io, self, config.clients, herd, *places, client_tls.get());
   herd::PeerPort peer_port(herd, self, peer_tls.get());
+  std::optional<herd::MetricsPort> metrics_port;
+  if (self.metrics_port) metrics_port.emplace(io, herd, self);
   server.listen();
   peer_port.listen();
+  if (metrics_port) metrics_port->listen();
   if (!peer_tls && !is_loopback(self.listen))
     log.event("server", fmt::format("warning: links to neighbors are plaintext while listening on "
                                     "{}: anybody who can reach the peer port {} can speak for "
@@ -172,15 +202,25 @@ int run(const Options& options) {
                         herd::address_text(self.listen, self.peer_port),
                         peer_tls ? "TLS" : "plaintext", neighbors.empty() ? "none" : neighbors,
                         config.places.provider, descriptors));
+  if (metrics_port)
+    log.event("server", fmt::format("metrics on {} (/metrics, /healthz)",
+                                    herd::address_text(self.listen, self.metrics_port)));
   fmt::print("{} listening on {} (neighbors: {})\n", self.name,
              herd::address_text(self.listen, self.port), neighbors.empty() ? "none" : neighbors);
   std::fflush(stdout);
+  if (!herd::notify_ready())
+    log.warning("server", "could not tell systemd that the server is ready (NOTIFY_SOCKET)");
 
   herd.start();
   peer_port.start();
   server.start();
+  if (metrics_port) metrics_port->start();
   asio::steady_timer flush_timer(io);
   asio::co_spawn(io, flush_log_regularly(log, flush_timer), asio::detached);
+  asio::steady_timer trim_timer(io);
+#ifndef HERD_JEMALLOC
+  asio::co_spawn(io, return_freed_memory(trim_timer), asio::detached);
+#endif
 
   asio::signal_set hangup(io, SIGHUP);
   asio::co_spawn(io, reopen_log_on_hangup(log, hangup, self), asio::detached);
@@ -192,9 +232,11 @@ int run(const Options& options) {
     hangup.cancel();
     server.stop();
     peer_port.stop();
+    if (metrics_port) metrics_port->stop();
     herd.stop();
     places->shutdown();
     flush_timer.cancel();
+    trim_timer.cancel();
     asio::co_spawn(herd.strand(), finish(io, herd), asio::detached);
   });
 

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <string>
+#include <tuple>
+#include <utility>
 
 #include <asio.hpp>
 #include <asio/experimental/as_tuple.hpp>
@@ -31,20 +33,24 @@ inline std::string remote_address(const tcp::socket& socket) {
 // the owner's executor; a notify with nobody waiting costs nothing (it is on every request).
 class Signal {
  public:
-  explicit Signal(const asio::any_io_executor& ex)
-      : timer_(ex, asio::steady_timer::time_point::max()) {}
-  awaitable<void> wait() {
-    ++waiting_;
-    co_await timer_.async_wait(as_result);
-    --waiting_;
+  explicit Signal(const asio::any_io_executor& ex) : timer_(ex) {}
+  // Not coroutines themselves: a frame each would be a tenth of an idle connection's memory.
+  // Until `deadline` at the latest: the error is operation_aborted when notified.
+  awaitable<std::tuple<asio::error_code>> wait_until(asio::steady_timer::time_point deadline) {
+    armed_ = true;
+    timer_.expires_at(deadline);
+    return timer_.async_wait(as_result);
+  }
+  awaitable<std::tuple<asio::error_code>> wait() {
+    return wait_until(asio::steady_timer::time_point::max());
   }
   void notify() {
-    if (waiting_ > 0) timer_.cancel();
+    if (std::exchange(armed_, false)) timer_.cancel();
   }
 
  private:
   asio::steady_timer timer_;
-  int waiting_ = 0;
+  bool armed_ = false;  // a wait began since the last notify (it may have timed out since)
 };
 
 }  // namespace herd

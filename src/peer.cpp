@@ -108,6 +108,7 @@ class PeerLink::Live : public LineHandler {
     while (catch_up_next < catch_up_end && outbox.size() < catch_up_chunk)
       outbox.append(store.at(catch_up_next++).at_line).push_back('\n');
     traffic.out.records += catch_up_next - first;
+    link.catch_up_records_sent_ += catch_up_next - first;
     traffic.out.bytes += outbox.size() - before;
     catch_up_bytes += outbox.size() - before;
     if (catch_up_next == catch_up_end) {
@@ -384,7 +385,7 @@ awaitable<void> PeerLink::run(Stream stream, std::string buffered, std::string g
   auto self = shared_from_this();
   if (live_) {  // what was sent on it will not be acknowledged: the link starts afresh
     live_->connection.close("replaced by a new connection");
-    host_.peer_log().warning(who_, "link down: replaced by a new connection");
+    host_.peer_log().event(who_, "link down: replaced by a new connection");
     report_traffic(*live_, true);
     live_.reset();
     host_.link_down(*this);

@@ -75,6 +75,9 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   void confirm(std::uint64_t put_id);  // becomes part of an ACK range at the next flush
   void flush();
 
+  // Records sent in catch-ups since the server started.
+  std::uint64_t catch_up_records_sent() const { return catch_up_records_sent_; }
+
  private:
   class Live;
 
@@ -104,6 +107,7 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   std::shared_ptr<Live> live_;
   asio::steady_timer retry_;
   Signal went_down_;  // the link went down (or the server stops): a redialer wakes
+  std::uint64_t catch_up_records_sent_ = 0;
 };
 
 }  // namespace herd

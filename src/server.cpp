@@ -1,5 +1,9 @@
 #include "server.hpp"
 
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <limits>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -8,6 +12,25 @@
 #include "session.hpp"
 
 namespace herd {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr auto first_accept_pause = 10ms;
+constexpr auto last_accept_pause = 500ms;
+
+// Clients may take the descriptors the process may open, less a reserve, so that a neighbor
+// can still be dialed (and the log reopened, places asked) when clients take all they may.
+std::size_t client_limit(std::size_t neighbors) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY)
+    return std::numeric_limits<std::size_t>::max();
+  auto descriptors = static_cast<std::size_t>(limit.rlim_cur);
+  auto reserve = std::min(descriptors / 2, 64 + 2 * neighbors);
+  return descriptors - reserve;
+}
+
+}  // namespace
 
 Server::Server(asio::io_context& io, const ServerConfig& self, const ClientsConfig& clients,
                Herd& herd, places::Provider& places, asio::ssl::context* tls)
@@ -18,7 +41,9 @@ Server::Server(asio::io_context& io, const ServerConfig& self, const ClientsConf
       places_(places),
       tls_(tls),
       acceptor_(asio::make_strand(io)),
-      tls_acceptor_(acceptor_.get_executor()) {}
+      tls_acceptor_(acceptor_.get_executor()),
+      clients_open_(static_cast<std::size_t>(clients.max_total_output_bytes)),
+      max_clients_(client_limit(self.neighbors.size())) {}
 
 void listen_on(tcp::acceptor& acceptor, const std::string& address, std::uint16_t port) {
   try {
@@ -40,8 +65,8 @@ void Server::listen() {
 }
 
 void Server::start() {
-  asio::co_spawn(acceptor_.get_executor(), accept(), asio::detached);
-  if (tls_) asio::co_spawn(acceptor_.get_executor(), accept_tls(), asio::detached);
+  asio::co_spawn(acceptor_.get_executor(), accept(acceptor_, false), asio::detached);
+  if (tls_) asio::co_spawn(acceptor_.get_executor(), accept(tls_acceptor_, true), asio::detached);
 }
 
 void Server::stop() {
@@ -52,39 +77,40 @@ void Server::stop() {
   });
 }
 
-awaitable<void> Server::accept() {
-  using namespace std::chrono_literals;
-  while (acceptor_.is_open()) {
-    auto [error, socket] = co_await acceptor_.async_accept(asio::make_strand(io_), as_result);
-    if (error == asio::error::operation_aborted || !acceptor_.is_open()) break;
-    if (error) {  // out of file descriptors, say: note it and give the system a moment
-      herd_.log().warning("server", "accept failed: " + error.message());
-      asio::steady_timer pause(io_, 50ms);
-      co_await pause.async_wait(as_result);
+// Out of descriptors (or at the clients' share of them), the server goes on serving the
+// connections it has and tries again later; the clients waiting meanwhile stay in the backlog.
+// The client port and the TLS port share the limits; a TLS connection's handshake runs on its
+// own strand, then it is a session like any other.
+awaitable<void> Server::accept(tcp::acceptor& acceptor, bool tls) {
+  while (acceptor.is_open()) {
+    if (clients_open_.connections() >= max_clients_) {
+      co_await pause_accepting(fmt::format(
+          "{} client connections, all that the descriptor limit leaves room for", max_clients_));
       continue;
     }
-    std::make_shared<Session>(tcp::socket(std::move(socket)), next_session_++, herd_, places_,
-                              clients_)
-        ->start();
-  }
-}
-
-// The client TLS port: each connection's handshake runs on its own strand, then it is a
-// session like any other.
-awaitable<void> Server::accept_tls() {
-  using namespace std::chrono_literals;
-  while (tls_acceptor_.is_open()) {
-    auto [error, socket] = co_await tls_acceptor_.async_accept(asio::make_strand(io_), as_result);
-    if (error == asio::error::operation_aborted || !tls_acceptor_.is_open()) break;
+    auto [error, socket] = co_await acceptor.async_accept(asio::make_strand(io_), as_result);
+    if (error == asio::error::operation_aborted || !acceptor.is_open()) break;
     if (error) {
-      herd_.log().event("tls port", "accept failed: " + error.message());
-      asio::steady_timer pause(io_, 50ms);
-      co_await pause.async_wait(as_result);
+      co_await pause_accepting(error.message());
       continue;
     }
+    if (pauses_ > 0) {
+      auto paused = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - paused_since_);
+      herd_.log().event("server", fmt::format("accept resumed after {} pauses / {} ms", pauses_,
+                                              paused.count()));
+      pauses_ = 0;
+    }
+    clients_open_.opened();
     auto executor = socket.get_executor();
-    asio::co_spawn(executor, start_tls_session(tcp::socket(std::move(socket)), next_session_++),
-                   asio::detached);
+    tcp::socket client(std::move(socket));
+    if (tls)
+      asio::co_spawn(executor, start_tls_session(std::move(client), next_session_++),
+                     asio::detached);
+    else
+      std::make_shared<Session>(std::move(client), next_session_++, herd_, places_, clients_,
+                                clients_open_)
+          ->start();
   }
 }
 
@@ -102,11 +128,24 @@ awaitable<void> Server::start_tls_session(tcp::socket socket, std::uint64_t id) 
   else if (auto [error] = std::get<0>(shaken); error)
     why = "TLS handshake failed: " + error.message();
   if (!why.empty()) {
+    clients_open_.closed();
     asio::post(tls_acceptor_.get_executor(),
                [this, from, why] { tls_failures_.refused(herd_.log(), from, why); });
     co_return;
   }
-  std::make_shared<Session>(std::move(stream), id, herd_, places_, clients_)->start();
+  std::make_shared<Session>(std::move(stream), id, herd_, places_, clients_, clients_open_)
+      ->start();
+}
+
+awaitable<void> Server::pause_accepting(std::string_view why) {
+  if (pauses_++ == 0) {
+    paused_since_ = std::chrono::steady_clock::now();
+    herd_.log().event("server", fmt::format("accept paused: {}", why));
+  }
+  auto pause = first_accept_pause * (1 << std::min<std::size_t>(pauses_ - 1, 6));
+  asio::steady_timer timer(acceptor_.get_executor(),
+                           std::min<std::chrono::milliseconds>(pause, last_accept_pause));
+  co_await timer.async_wait(as_result);
 }
 
 }  // namespace herd

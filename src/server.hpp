@@ -1,11 +1,14 @@
 // The listening socket: accepts connections and gives each a session on a strand of its own.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <string_view>
 
 #include "config.hpp"
 #include "herd.hpp"
 #include "net.hpp"
+#include "client_budget.hpp"
 #include "places/provider.hpp"
 #include "refusals.hpp"
 #include "tls.hpp"
@@ -29,9 +32,10 @@ class Server {
   void stop();
 
  private:
-  awaitable<void> accept();
-  awaitable<void> accept_tls();
+  awaitable<void> accept(tcp::acceptor& acceptor, bool tls);
   awaitable<void> start_tls_session(tcp::socket socket, std::uint64_t id);
+  // Waits before accepting again, longer each time in a row; logs the first of an episode.
+  awaitable<void> pause_accepting(std::string_view why);
 
   asio::io_context& io_;
   const ServerConfig& self_;
@@ -42,6 +46,10 @@ class Server {
   tcp::acceptor acceptor_, tls_acceptor_;
   std::uint64_t next_session_ = 1;  // on the acceptors' strand
   RefusalLog tls_failures_{"tls port"};
+  ClientBudget clients_open_;  // what the sessions hold together
+  std::size_t max_clients_;    // the descriptor limit less a reserve for links, the log, places
+  std::size_t pauses_ = 0;     // accepts that failed or waited in the current episode
+  std::chrono::steady_clock::time_point paused_since_;
 };
 
 }  // namespace herd

@@ -10,6 +10,7 @@
 #include "connection.hpp"
 #include "herd.hpp"
 #include "net.hpp"
+#include "client_budget.hpp"
 #include "places/provider.hpp"
 #include "reply_queue.hpp"
 #include "tls.hpp"
@@ -24,7 +25,7 @@ class Session : public std::enable_shared_from_this<Session>,
   // strand.
   template <typename Stream>
   Session(Stream stream, std::uint64_t id, Herd& herd, places::Provider& places,
-          const ClientsConfig& clients);
+          const ClientsConfig& clients, ClientBudget& budget);
 
   void start();
   // Stops reading; what was already read is answered, then the connection closes.
@@ -32,12 +33,14 @@ class Session : public std::enable_shared_from_this<Session>,
   void confirmed(std::vector<std::uint64_t> replies) override;
 
  private:
-  awaitable<void> run(std::shared_ptr<Session> self);
+  void finished(const std::string& why);  // the connection is closed
 
   // LineHandler
   void received(LineBuffer& input, Timestamp at, Input state) override;
   bool hold_reading() const override;
+  bool batch_full() const;
   bool owes_output() const override { return replies_.waiting() > 0; }
+  void refill(std::string& /*outbox*/) override { account(); }
 
   // A WHATSAT's radius and bound, kept until its client's record is found.
   struct Lookup {
@@ -48,17 +51,25 @@ class Session : public std::enable_shared_from_this<Session>,
   void applied();  // the herd has run the batch
   void look_up_places(StoreOp& op, Lookup lookup);
   void complete(std::uint64_t reply, std::string_view text = {});
+  // Counts the replies held unsent, and disconnects a client that holds too many.
+  void account();
+  void flush();  // counts the replies handed out, writes them, then accounts for the rest
+  const std::string& who() const { return connection_.who(); }  // "client N", for the log
 
   std::uint64_t id_;
-  std::string who_;  // "client N", for the log
   std::int64_t max_clock_skew_ms_;
   Herd& herd_;
   places::Provider& places_;
   AnyConnection connection_;
   ReplyQueue replies_;
+  ClientBudget& budget_;
+  std::size_t max_output_;
+  std::size_t accounted_ = 0;  // what budget_ counts for this session
   std::vector<StoreOp> ops_;     // the batch of the last read
   std::vector<Lookup> lookups_;  // parallel to ops_
   bool in_herd_ = false;      // a batch is with the herd: reading waits
+  std::size_t batch_places_ = 0;  // what this batch's WHATSATs may add to the replies, roughly
+  ReplyQueue::Id replies_counted_ = 0;
 };
 
 }  // namespace herd

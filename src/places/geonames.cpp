@@ -1,5 +1,7 @@
 #include "places/geonames.hpp"
 
+#include <system_error>
+
 #include <fmt/format.h>
 
 #include "places/legacy_json.hpp"
@@ -31,9 +33,18 @@ std::string GeonamesProvider::answer(const NearbyQuery& query) const {
   return to_legacy_json(reply);
 }
 
+// An installed program first takes the data installed beside it (BINDIR/../share/herd), so
+// that an install moved elsewhere (meson install --destdir, a tarball) still finds its own.
 std::vector<std::filesystem::path> default_geonames_paths() {
-  return {std::filesystem::path(HERD_DATA_DIR) / "geonames" / "cities.pbf",
-          std::filesystem::path(HERD_INSTALLED_DATA_DIR) / "cities.pbf"};
+  std::vector<std::filesystem::path> paths;
+  std::error_code error;
+  auto program = std::filesystem::read_symlink("/proc/self/exe", error);
+  if (!error && *HERD_DATA_FROM_BINDIR)
+    paths.push_back(
+        (program.parent_path() / HERD_DATA_FROM_BINDIR / "cities.pbf").lexically_normal());
+  paths.push_back(std::filesystem::path(HERD_DATA_DIR) / "geonames" / "cities.pbf");
+  paths.push_back(std::filesystem::path(HERD_INSTALLED_DATA_DIR) / "cities.pbf");
+  return paths;
 }
 
 }  // namespace herd::places

@@ -78,8 +78,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::vector<std::string> got;
   for (std::size_t at = 0; at < bytes.size(); at += read_size) {
     auto piece = bytes.substr(at, read_size);
-    std::copy(piece.begin(), piece.end(), buffer.prepare(piece.size()));
-    buffer.commit(piece.size());
+    buffer.append(piece);
     while (auto line = buffer.next_line(limit)) {
       check(line->size() <= limit);
       got.emplace_back(*line);

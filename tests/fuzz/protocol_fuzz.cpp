@@ -56,11 +56,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // Feed in two pieces, as a socket might deliver them.
   auto half = bytes.size() / 2;
   for (auto piece : {bytes.substr(0, half), bytes.substr(half)}) {
-    if (!piece.empty()) {
-      std::copy(piece.begin(), piece.end(), buffer.prepare(piece.size()));
-      buffer.commit(piece.size());
-    }
+    buffer.append(piece);
     while (auto line = buffer.next_line()) one_line(*line);
+    buffer.settle();
   }
   one_line(buffer.rest());
   return 0;

@@ -119,10 +119,11 @@ class Herd:
     DIAL_KEY = "peer_port"
 
     def __init__(self, binary, links=None, places=None, extra_env=None, threads=None, extra_toml="",
-                 tls_herdctl=None, log_level=None):
+                 tls_herdctl=None, log_level=None, preexec=None):
         """tls_herdctl: the herdctl program; given, the herd runs with [tls] and a tls_port per
         server, certificates made by `herdctl certs` in DIR/certs."""
         self.binary = binary
+        self.preexec = preexec or {}  # server name -> preexec_fn (a descriptor limit, say)
         self.links = links or ORIGINAL_LINKS
         self.dir = scratch_dir("herd-test-")
         self.names = list(self.links)
@@ -191,7 +192,8 @@ class Herd:
             if self.threads:
                 args[1:1] = ["--threads", str(self.threads)]
             out = open(os.path.join(self.dir, f"{name}.out"), "w")
-            self.procs[name] = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=self.env)
+            self.procs[name] = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=self.env,
+                                                preexec_fn=self.preexec.get(name))
         try:
             for name in names or self.names:
                 wait_until(lambda: self.listening(name) or self.exited(name), 15, f"{name} to listen")

@@ -119,7 +119,7 @@ def an_iamat_whose_at_line_would_not_fit_a_link_is_refused(server):
         assert reply == f"? {line}\n", reply[:80]
         assert herd.send("Alpha", f"WHATSAT {client} 1 1").startswith("? WHATSAT")
         assert herd.send("Alpha", f"IAMAT after.example +1+1 {now()}").startswith("AT Alpha ")
-        assert herd.send("Beta", "WHATSAT after.example 1 1").startswith("AT Alpha ")
+        wait_until(lambda: herd.send("Beta", "WHATSAT after.example 1 1").startswith("AT Alpha "), 10, "the flood to Beta")
         for name in herd.names:
             assert "link down" not in herd.log(name), herd.log(name)[-600:]
     finally:

@@ -187,7 +187,9 @@ def logs_record_traffic(herd):
 
 
 def solo_with_send_timeout(server, ms):
-    return Herd(server, links={"Solo": []}, extra_toml=f"\n[clients]\nsend_timeout_ms = {ms}\n").start()
+    # The output cap would drop a client that reads nothing before its send timeout does.
+    return Herd(server, links={"Solo": []},
+                extra_toml=f"\n[clients]\nsend_timeout_ms = {ms}\nmax_output_bytes = 1073741824\n").start()
 
 
 def small_window_client(herd, client):
@@ -266,7 +268,8 @@ def client_with_receive_buffer(herd, size, timeout):
 def sigterm_then_a_late_line(server, count, receive_buffer, pause, late_line):
     """`count` invalid 1 KB lines sent without reading, SIGTERM once Solo has read them all,
     `late_line` sent `pause` seconds later: every reply must still arrive, then a clean EOF."""
-    herd = Herd(server, links={"Solo": []}).start()
+    # Megabytes of replies wait while the client writes on: more than the default output cap.
+    herd = Herd(server, links={"Solo": []}, extra_toml="\n[clients]\nmax_output_bytes = 67108864\n").start()
     try:
         s = client_with_receive_buffer(herd, receive_buffer, 10)
         line = b"bogus " + b"y" * 1000 + b"\n"

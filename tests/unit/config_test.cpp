@@ -72,6 +72,9 @@ TEST_CASE("defaults: geonames, logs next to the file, localhost", "[config]") {
   CHECK(config.log_dir == "logs");
   CHECK(config.clients.send_timeout_ms == 60'000);
   CHECK(config.clients.max_clock_skew_ms == 86'400'000);
+  CHECK(config.clients.idle_timeout_ms == 300'000);
+  CHECK(config.clients.max_output_bytes == 1024 * 1024);
+  CHECK(config.clients.max_total_output_bytes == 256 * 1024 * 1024);
   CHECK(config.servers.at(0).host == "127.0.0.1");
   CHECK(config.servers.at(0).neighbors.empty());
 }
@@ -83,7 +86,7 @@ TEST_CASE("config errors name the file, line, column and key", "[config]") {
   auto c = GENERATE(values<Case>({
       {"[servers.A]\nport = 1\nprot = 2\n",
        "/etc/herd/herd.toml:3:1: servers.A.prot: unknown key (expected one of: host, listen, "
-       "port, peer_port, tls_port, talks_with)"},
+       "port, peer_port, tls_port, metrics_port, talks_with)"},
       {"[place]\n[servers.A]\nport = 1\n",
        "/etc/herd/herd.toml:1:2: place: unknown key (expected one of: places, clients, "
        "store, log, tls, servers)"},
@@ -97,9 +100,15 @@ TEST_CASE("config errors name the file, line, column and key", "[config]") {
       {"[servers.A]\nport = 12000\n[servers.B]\nport = 12001\npeer_port = 22000\n",
        "/etc/herd/herd.toml:5:13: servers.B.peer_port: port 22000 on 127.0.0.1 is already used "
        "by servers.A.peer_port (port + 10000) (line 2)"},
-      {"[tls]\nca = \"a\"\ncert = \"b\"\nkey = \"c\"\n[servers.A]\nport = 12000\ntls_port = 12000\n",
+      {"[tls]\nca = \"a\"\ncert = \"b\"\nkey = \"c\"\n[servers.A]\nport = 12000\ntls_port = "
+       "12000\n",
        "/etc/herd/herd.toml:7:12: servers.A.tls_port: port 12000 on 127.0.0.1 is already used "
        "by servers.A.port (line 6)"},
+      {"[servers.A]\nport = 12000\nmetrics_port = 22000\n",
+       "/etc/herd/herd.toml:3:16: servers.A.metrics_port: port 22000 on 127.0.0.1 is already "
+       "used by servers.A.peer_port (port + 10000) (line 2)"},
+      {"[servers.A]\nport = 1\nmetrics_port = 0\n",
+       "/etc/herd/herd.toml:3:16: servers.A.metrics_port: 0 is out of range 1..65535"},
       {"[servers.A]\nport = 60000\n",
        "/etc/herd/herd.toml:2:8: servers.A.peer_port: the default peer port, port + 10000 = "
        "70000, is past 65535: set peer_port"},
@@ -133,7 +142,22 @@ TEST_CASE("config errors name the file, line, column and key", "[config]") {
        "/etc/herd/herd.toml:2:19: clients.send_timeout_ms: 0 is out of range 1..3600000"},
       {"[clients]\nsend_timeout = 5\n[servers.A]\nport = 1\n",
        "/etc/herd/herd.toml:2:1: clients.send_timeout: unknown key (expected one of: "
-       "send_timeout_ms, max_clock_skew_ms)"},
+       "send_timeout_ms, max_clock_skew_ms, idle_timeout_ms, max_output_bytes, "
+       "max_total_output_bytes)"},
+      {"[clients]\nmax_output_bytes = 100\n[servers.A]\nport = 1\n",
+       "/etc/herd/herd.toml:2:20: clients.max_output_bytes: 100 is out of range 4096..1073741824"},
+      {"[clients]\nmax_output_bytes = 1.5\n[servers.A]\nport = 1\n",
+       "/etc/herd/herd.toml:2:20: clients.max_output_bytes: expected an integer, got a float"},
+      {"[clients]\nmax_total_output_bytes = 0\n[servers.A]\nport = 1\n",
+       "/etc/herd/herd.toml:2:26: clients.max_total_output_bytes: 0 is out of range "
+       "65536..1099511627776"},
+      {"[clients]\nmax_total_output_bytes = \"1G\"\n[servers.A]\nport = 1\n",
+       "/etc/herd/herd.toml:2:26: clients.max_total_output_bytes: expected an integer, got a "
+       "string"},
+      {"[clients]\nidle_timeout_ms = 0\n[servers.A]\nport = 1\n",
+       "/etc/herd/herd.toml:2:19: clients.idle_timeout_ms: 0 is out of range 1..86400000"},
+      {"[clients]\nidle_timeout_ms = \"5m\"\n[servers.A]\nport = 1\n",
+       "/etc/herd/herd.toml:2:19: clients.idle_timeout_ms: expected an integer, got a string"},
       {"[clients]\nmax_clock_skew_ms = -1\n[servers.A]\nport = 1\n",
        "/etc/herd/herd.toml:2:21: clients.max_clock_skew_ms: -1 is out of range 0..315360000000"},
       {"[log]\ndir = 5\n[servers.A]\nport = 1\n",
@@ -154,17 +178,19 @@ TEST_CASE("ports: peer_port is port + 10000 unless set; listen is host unless se
       "[tls]\nca = \"ca.pem\"\ncert = \"c\"\nkey = \"k\"\n"
       "[servers.A]\nport = 12000\n"
       "[servers.B]\nhost = \"b.example\"\nlisten = \"::\"\nport = 60000\npeer_port = 7000\n"
-      "tls_port = 7001\n",
+      "tls_port = 7001\nmetrics_port = 9100\n",
       "herd.toml");
   const auto& a = config.server("A");
   CHECK(a.peer_port == 22000);
   CHECK(a.tls_port == 0);
+  CHECK(a.metrics_port == 0);  // off unless set
   CHECK(a.listen == "127.0.0.1");
   const auto& b = config.server("B");
   CHECK(b.host == "b.example");
   CHECK(b.listen == "::");
   CHECK(b.peer_port == 7000);
   CHECK(b.tls_port == 7001);
+  CHECK(b.metrics_port == 9100);
   CHECK(address_text("::1", 12000) == "[::1]:12000");
   CHECK(address_text("127.0.0.1", 12000) == "127.0.0.1:12000");
 }

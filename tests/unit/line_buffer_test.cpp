@@ -8,8 +8,7 @@ using herd::LineBuffer;
 
 namespace {
 void feed(LineBuffer& b, std::string_view bytes) {
-  std::memcpy(b.prepare(bytes.size()), bytes.data(), bytes.size());
-  b.commit(bytes.size());
+  b.append(bytes);
 }
 }  // namespace
 
@@ -66,4 +65,44 @@ TEST_CASE("a line over the limit is refused whole, however the bytes arrive", "[
   CHECK(b.next_line(8) == "");
   CHECK_FALSE(b.next_line(8));
   CHECK(b.rest() == "last");
+}
+
+TEST_CASE("between reads only the unfinished line is kept, in storage sized to it", "[line_buffer]") {
+  LineBuffer b;
+  b.append("IAMAT a +1+1 1\nWHATSAT a 1 1\n");
+  while (b.next_line()) {
+  }
+  b.settle();
+  CHECK(b.capacity() == 0);  // an idle connection holds nothing
+  CHECK(b.lines_taken() == 2);
+
+  std::string sent;
+  for (int i = 0; i < 60'000; ++i) {  // a line a byte at a time, never finished
+    b.append("x");
+    sent += 'x';
+    CHECK_FALSE(b.next_line());
+    b.settle();
+  }
+  CHECK(b.rest() == sent);
+  CHECK(b.capacity() <= sent.size() + sent.size() / 4 + 64);
+
+  b.append(std::string(4000, 'y') + "\nz");
+  CHECK(b.next_line()->size() == 64'000);
+  b.settle();
+  CHECK(b.rest() == "z");
+  CHECK(b.capacity() < 100);
+  CHECK(b.lines_taken() == 3);
+}
+
+TEST_CASE("lines left for later are still there, and counted as waiting", "[line_buffer]") {
+  LineBuffer b;
+  b.append("a\nb\nc");
+  CHECK(b.has_line());
+  CHECK(b.next_line() == "a");
+  b.settle();  // the handler stopped early: "b" waits for the next batch
+  CHECK(b.has_line());
+  CHECK(b.next_line() == "b");
+  CHECK_FALSE(b.has_line());
+  CHECK_FALSE(b.next_line());
+  CHECK(b.rest() == "c");
 }

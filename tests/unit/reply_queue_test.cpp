@@ -78,6 +78,15 @@ TEST_CASE("reading pauses once 4 MiB wait to be sent", "[reply_queue]") {
   CHECK_FALSE(queue.should_pause_reading(out.size() - 5 * 1024));
 }
 
+TEST_CASE("a session's queue pauses reading at its own limit", "[reply_queue]") {
+  ReplyQueue queue(512 * 1024);
+  std::string out;
+  queue.add("first", false, out);
+  queue.add(std::string(400 * 1024, 'x'), true, out);
+  CHECK_FALSE(queue.should_pause_reading(100 * 1024));
+  CHECK(queue.should_pause_reading(200 * 1024));
+}
+
 TEST_CASE("a stalled write disconnects only a client that took nothing", "[reply_queue]") {
   struct Row {
     int before, now;
