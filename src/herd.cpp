@@ -15,6 +15,8 @@ constexpr auto confirmation_wait = 1s;
 // acknowledgements have come within 250 ms for a second: one slow neighbor would otherwise
 // hold every reply for the whole second.
 constexpr Confirmations::Patience patience{500ms, 250ms, 1s};
+// A WHATSAT for a client not known while the store loads waits at most this long for it.
+constexpr auto held_wait = 1s;
 }  // namespace
 
 Herd::Herd(asio::io_context& io, const Config& config, const ServerConfig& self, Log& log,
@@ -26,7 +28,8 @@ Herd::Herd(asio::io_context& io, const Config& config, const ServerConfig& self,
       strand_(asio::make_strand(io)),
       confirmations_(self.neighbors.size(), patience),
       lagging_(self.neighbors.size(), false),
-      deadline_timer_(strand_) {
+      deadline_timer_(strand_),
+      loaded_signal_(strand_, asio::steady_timer::time_point::max()) {
   if (config.store.enabled()) open_store_file(config.store);
   PeerHost& host = *this;
   for (const auto& name : self.neighbors) {
@@ -45,21 +48,99 @@ void Herd::open_store_file(const StoreConfig& config) {
                                       [this](std::uint64_t record) {
                                         asio::post(strand_, [this, record] { synced(record); });
                                       });
+  loading_ = true;
+}
+
+// Reads the file into a store of its own, off the strand: clients are served meanwhile, and
+// what they and the neighbors tell the server is kept. Records are last-writer-wins, so the two
+// stores merge in any order.
+void Herd::load_store_file() {
   auto started = std::chrono::steady_clock::now();
-  auto records = file_->load([this](std::string_view line) {
-    auto message = parse_peer_line(line);
-    auto at = std::get_if<At>(&message);
-    if (at) store_.apply(location_of(*at));
-    return at != nullptr;
-  });
+  auto records = std::make_unique<Store>();
+  std::size_t count = 0;
+  try {
+    count = file_->load([&records](std::string_view line) {
+      auto message = parse_peer_line(line);
+      auto at = std::get_if<At>(&message);
+      if (at) records->apply(location_of(*at));
+      return at != nullptr;
+    });
+  } catch (const std::exception& e) {
+    // A corrupt file: the operator decides what to keep (README, "The store on disk").
+    log_.warning("store", std::string(e.what()) + "; stopping");
+    log_.flush();
+    fmt::print(stderr, "herd-server: {}\n", e.what());
+    std::_Exit(1);
+  }
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started);
-  log_.event("store", fmt::format("loaded {} records ({} clients) from {} in {} ms", records,
-                                  store_.size(), file_->path().string(), took.count()));
+  asio::post(strand_, [this, records = std::move(records), count, took]() mutable {
+    loaded(std::move(records), count, took);
+  });
+}
+
+void Herd::loaded(std::unique_ptr<Store> records, std::size_t count,
+                  std::chrono::milliseconds took) {
+  auto told = store_.size();
+  store_.merge_into(*records);
+  log_.event("store", fmt::format("loaded {} records ({} clients) from {} in {} ms; clients "
+                                  "told meanwhile: {}",
+                                  count, store_.size(), file_->path().string(), took.count(),
+                                  told));
   file_->start();
+  loading_ = false;
+  loaded_signal_.cancel();
+  release_held(true);
+}
+
+awaitable<void> Herd::until_loaded() {
+  if (loading_) co_await loaded_signal_.async_wait(as_result);
+}
+
+bool Herd::missed_lookup(const std::vector<StoreOp>& ops) {
+  return std::any_of(ops.begin(), ops.end(), [](const StoreOp& op) {
+    return op.kind == StoreOp::Kind::lookup && !op.found;
+  });
+}
+
+void Herd::hold(std::vector<StoreOp>& ops, std::function<void()> resume) {
+  held_.push_back({&ops, std::move(resume), Clock::now() + held_wait});
+  if (!releasing_held_) {
+    releasing_held_ = true;
+    asio::co_spawn(strand_, release_held_in_time(), asio::detached);
+  }
+}
+
+// Looks the held batches' missing clients up again and lets their sessions go on: all of them
+// once the store is loaded, otherwise those that waited held_wait.
+void Herd::release_held(bool all) {
+  auto now = Clock::now();
+  while (!held_.empty() && (all || held_.front().until <= now)) {
+    auto held = std::move(held_.front());
+    held_.pop_front();
+    for (auto& op : *held.ops) {
+      if (op.kind != StoreOp::Kind::lookup || op.found) continue;
+      if (auto found = store_.find(op.client, op.client_hash)) {
+        op.location = *found;
+        op.found = true;
+      }
+    }
+    held.resume();
+  }
+}
+
+awaitable<void> Herd::release_held_in_time() {
+  asio::steady_timer timer(strand_);
+  while (!held_.empty()) {
+    timer.expires_at(held_.front().until);
+    co_await timer.async_wait(as_result);
+    release_held(false);
+  }
+  releasing_held_ = false;
 }
 
 void Herd::start() {
+  if (file_) loader_ = std::jthread([this] { load_store_file(); });
   asio::dispatch(strand_, [this] {
     for (auto& link : links_) link->start();
   });
@@ -192,6 +273,7 @@ awaitable<HerdSnapshot> Herd::snapshot() {
 
 awaitable<HerdSnapshot> Herd::gather_snapshot() {
   HerdSnapshot s;
+  s.loading = loading_;
   s.records = store_.size();
   s.clients = clients_.size();
   for (const auto& link : links_)
@@ -244,7 +326,7 @@ void Herd::hand_out(std::vector<Confirmations::Waiter>& confirmed) {
 void Herd::persist(const Location& record) {
   if (!file_) return;
   file_->append(record.at_line);
-  if (!compacting_ && file_too_large()) {
+  if (!compacting_ && !loading_ && file_too_large()) {
     compacting_ = true;
     asio::co_spawn(strand_, compact(), asio::detached);
   }

@@ -100,4 +100,13 @@ const Location* Store::find(std::string_view client, std::uint32_t hash) const {
   return slot->record == empty ? nullptr : &records_[slot->record];
 }
 
+void Store::merge_into(Store& other) {
+  for (auto& record : records_) other.apply(std::move(record));
+  slots_.swap(other.slots_);
+  records_.swap(other.records_);
+  std::swap(at_line_bytes_, other.at_line_bytes_);
+  publish_table();
+  other.publish_table();
+}
+
 }  // namespace herd

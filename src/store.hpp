@@ -58,6 +58,10 @@ class Store {
   // only atomics, and a prefetch never faults, even on a table that has just been replaced.
   void prefetch_from_anywhere(std::uint32_t hash) const;
 
+  // Moves every record of this store into `other` (kept where it supersedes what `other`
+  // holds), then takes `other`'s records as its own.
+  void merge_into(Store& other);
+
   // Records in insertion order; indices are stable, so a catch-up can walk them in steps.
   std::size_t size() const { return records_.size(); }
   const Location& at(std::size_t index) const { return records_[index]; }

@@ -17,6 +17,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
+constexpr auto gather_time = 10ms;           // without fsync "always": appends per write
+constexpr std::size_t gather_bytes = 1 << 20;  // ... unless this many are waiting
+
 std::uint32_t crc_of(std::string_view text) {
   return static_cast<std::uint32_t>(
       crc32(0, reinterpret_cast<const Bytef*>(text.data()), static_cast<uInt>(text.size())));
@@ -167,15 +170,16 @@ void StoreFile::start() {
 }
 
 std::uint64_t StoreFile::append(std::string_view at_line) {
-  bool was_idle;
+  bool wake;
   {
     std::lock_guard lock(mutex_);
-    was_idle = next_.records.empty();
+    auto before = next_.records.size();
     append_record(next_.records, at_line);
     next_.last = ++appended_;
+    wake = before == 0 || (before < gather_bytes && next_.records.size() >= gather_bytes);
   }
   unwritten_bytes_ += record_bytes(at_line);
-  if (was_idle) wake_.notify_one();
+  if (wake) wake_.notify_one();
   return appended_;
 }
 
@@ -214,6 +218,14 @@ void StoreFile::run() {
       else
         wake_.wait(lock);
     }
+    // Without "always" nobody waits for the write: gather appends for a few milliseconds, so
+    // that a busy server makes a hundred writes a second rather than one per IAMAT, each of
+    // which would wake this thread and take a core from the strand.
+    if (fsync_ != Fsync::always)
+      wake_.wait_until(lock, std::chrono::steady_clock::now() + gather_time, [this] {
+        return next_.records.size() >= gather_bytes || next_.begin_rewrite ||
+               next_.end_rewrite || next_.stopping;
+      });
     Batch batch;
     std::swap(batch, next_);
     lock.unlock();

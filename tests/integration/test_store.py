@@ -172,8 +172,36 @@ def torn_tail_is_dropped_with_a_log_line(server):
         herd.stop()
 
 
-def record_known(herd, client):
-    return herd.send("Solo", f"WHATSAT {client} 1 1").startswith("AT ")
+def a_server_answers_while_it_loads_its_file(server):
+    """It listens at once; an IAMAT is answered during the load, a WHATSAT for a record in the
+    file waits for it, and the link's catch-up (after the load) carries the whole file."""
+    count = 400_000
+    herd = Herd(server, links={"Alpha": ["Beta"], "Beta": []})
+    path = records_file(herd, "Alpha")
+    os.makedirs(os.path.dirname(path))
+    with open(path, "w") as f:
+        f.write("".join(record(f"AT Alpha +0.000000001 c{i:06d}.example +1+1 1.5") for i in range(count)))
+    herd.start("Beta")
+    started = time.monotonic()
+    herd.start("Alpha")
+    told = herd.send("Alpha", f"IAMAT early.example +2+2 {now()}", f"WHATSAT c{count - 1:06d}.example 1 1")
+    try:
+        assert told.startswith("AT Alpha "), told[:200]
+        assert f"\nAT Alpha +0.000000001 c{count - 1:06d}.example +1+1 1.5\n" in told, told[:300]
+        loaded_lines = lambda: [l for l in herd.log("Alpha").splitlines() if f"loaded {count} records" in l]
+        wait_until(loaded_lines, 10, "the load's log line")
+        loaded = loaded_lines()
+        # The IAMAT was answered while the file was read, not after.
+        assert loaded[0].endswith("clients told meanwhile: 1"), loaded[0]
+        print(f"# the IAMAT and the WHATSAT answered {time.monotonic() - started:.2f} s after the start; {loaded[0]}")
+        wait_until(lambda: record_known(herd, f"c{count - 1:06d}.example", "Beta")
+                   and record_known(herd, "early.example", "Beta"), 20, "the catch-up at Beta")
+    finally:
+        herd.stop()
+
+
+def record_known(herd, client, server="Solo"):
+    return herd.send(server, f"WHATSAT {client} 1 1").startswith("AT ")
 
 
 def corrupt_record_stops_the_server_naming_file_and_offset(server):
@@ -208,6 +236,8 @@ def main():
             torn_tail_is_dropped_with_a_log_line, server)
     tap.run("a corrupt record stops the server, naming the file and the offset",
             corrupt_record_stops_the_server_naming_file_and_offset, server)
+    tap.run("a server answers while it loads its file; links catch up after the load",
+            a_server_answers_while_it_loads_its_file, server)
     tap.finish()
 
 
