@@ -125,6 +125,9 @@ StoreFile::~StoreFile() {
     }
     wake_.notify_one();
     writer_.join();
+  } else if (loaded_) {  // stopped while the herd merged the load: what was appended meanwhile
+    write_batch(next_);
+    if (fsync_ != Fsync::no) sync(fd_);
   }
   if (rewrite_fd_ >= 0) ::close(rewrite_fd_);
   if (fd_ >= 0) ::close(fd_);
@@ -161,6 +164,7 @@ std::size_t StoreFile::load(const std::function<bool(std::string_view)>& record)
           fmt::format("[store] cannot truncate {}: {}", path_.string(), errno_text()));
   }
   file_bytes_ = scan.good_bytes;
+  loaded_ = true;
   return scan.records;
 }
 

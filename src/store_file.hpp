@@ -52,7 +52,9 @@ class StoreFile {
   // Throws std::runtime_error naming the path when it cannot.
   StoreFile(const std::filesystem::path& dir, Fsync fsync, Log& log,
             std::function<void(std::uint64_t)> synced);
-  ~StoreFile();  // writes what is pending, syncs it and stops the thread
+  // Writes what is pending (also when stopped before start(), once loaded), syncs it and
+  // stops the thread.
+  ~StoreFile();
   StoreFile(const StoreFile&) = delete;
   StoreFile& operator=(const StoreFile&) = delete;
 
@@ -100,6 +102,7 @@ class StoreFile {
   std::uint64_t appended_ = 0;
   std::atomic<std::uint64_t> file_bytes_{0}, unwritten_bytes_{0};
   std::atomic<bool> rewriting_{false};
+  std::atomic<bool> loaded_{false};  // load() is done: appending is safe
 
   // The writer thread's own.
   int rewrite_fd_ = -1;

@@ -200,6 +200,28 @@ def a_server_answers_while_it_loads_its_file(server):
         herd.stop()
 
 
+def stopped_while_loading_keeps_what_it_answered(server):
+    """SIGTERM before the file is loaded: the IAMAT answered meanwhile is written all the same."""
+    count = 400_000
+    herd = Herd(server, links={"Solo": []})
+    path = records_file(herd, "Solo")
+    os.makedirs(os.path.dirname(path))
+    with open(path, "w") as f:
+        f.write("".join(record(f"AT Solo +0.000000001 c{i:06d}.example +1+1 1.5") for i in range(count)))
+    herd.start()
+    try:
+        reply = herd.send("Solo", f"IAMAT early.example +2+2 {now()}")
+        assert reply.startswith("AT Solo "), reply
+        herd.kill("Solo", signal.SIGTERM)
+        herd.procs["Solo"].wait(timeout=15)
+        log = herd.log("Solo")
+        print(f"# stopped {'after' if 'loaded ' in log else 'before'} the load was merged")
+        herd.start("Solo")
+        assert record_known(herd, "early.example") and record_known(herd, f"c{count - 1:06d}.example")
+    finally:
+        herd.stop()
+
+
 def record_known(herd, client, server="Solo"):
     return herd.send(server, f"WHATSAT {client} 1 1").startswith("AT ")
 
@@ -238,6 +260,8 @@ def main():
             corrupt_record_stops_the_server_naming_file_and_offset, server)
     tap.run("a server answers while it loads its file; links catch up after the load",
             a_server_answers_while_it_loads_its_file, server)
+    tap.run("a server stopped while it loads its file keeps what it answered meanwhile",
+            stopped_while_loading_keeps_what_it_answered, server)
     tap.finish()
 
 
