@@ -2,6 +2,7 @@
 
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -185,15 +186,20 @@ def a_server_answers_while_it_loads_its_file(server):
     started = time.monotonic()
     herd.start("Alpha")
     told = herd.send("Alpha", f"IAMAT early.example +2+2 {now()}", f"WHATSAT c{count - 1:06d}.example 1 1")
+    answered = time.monotonic() - started
     try:
         assert told.startswith("AT Alpha "), told[:200]
-        assert f"\nAT Alpha +0.000000001 c{count - 1:06d}.example +1+1 1.5\n" in told, told[:300]
         loaded_lines = lambda: [l for l in herd.log("Alpha").splitlines() if f"loaded {count} records" in l]
-        wait_until(loaded_lines, 10, "the load's log line")
+        wait_until(loaded_lines, 30, "the load's log line")
         loaded = loaded_lines()
         # The IAMAT was answered while the file was read, not after.
         assert loaded[0].endswith("clients told meanwhile: 1"), loaded[0]
-        print(f"# the IAMAT and the WHATSAT answered {time.monotonic() - started:.2f} s after the start; {loaded[0]}")
+        took_ms = int(re.search(r" in (\d+) ms;", loaded[0]).group(1))
+        if took_ms < 900:  # the WHATSAT waited for the load
+            assert f"\nAT Alpha +0.000000001 c{count - 1:06d}.example +1+1 1.5\n" in told, told[:300]
+        elif took_ms > 1100:  # a slow machine or build: it waited its second, no more
+            assert told.endswith(f"\n? WHATSAT c{count - 1:06d}.example 1 1\n"), told[-300:]
+        print(f"# the IAMAT and the WHATSAT answered {answered:.2f} s after the start; {loaded[0]}")
         wait_until(lambda: record_known(herd, f"c{count - 1:06d}.example", "Beta")
                    and record_known(herd, "early.example", "Beta"), 20, "the catch-up at Beta")
     finally:
@@ -217,7 +223,9 @@ def stopped_while_loading_keeps_what_it_answered(server):
         log = herd.log("Solo")
         print(f"# stopped {'after' if 'loaded ' in log else 'before'} the load was merged")
         herd.start("Solo")
-        assert record_known(herd, "early.example") and record_known(herd, f"c{count - 1:06d}.example")
+        # (under a slow build, a WHATSAT during the load may be answered `?` after its second)
+        wait_until(lambda: record_known(herd, "early.example") and record_known(herd, f"c{count - 1:06d}.example"),
+                   30, "both records")
     finally:
         herd.stop()
 
