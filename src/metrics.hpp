@@ -60,6 +60,7 @@ struct LinkState {
   std::uint64_t catch_up_records_sent = 0;
 };
 struct HerdSnapshot {
+  bool loading = false;  // the store's file is still being read
   std::size_t records = 0;
   std::size_t clients = 0;
   std::vector<LinkState> links;

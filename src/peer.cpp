@@ -383,6 +383,8 @@ awaitable<bool> PeerLink::say_hello(Stream& stream, std::string& buffered,
 template <typename Stream>
 awaitable<void> PeerLink::run(Stream stream, std::string buffered, std::string greeting) {
   auto self = shared_from_this();
+  co_await host_.until_loaded();
+  if (stopped_) co_return;
   if (live_) {  // what was sent on it will not be acknowledged: the link starts afresh
     live_->connection.close("replaced by a new connection");
     host_.peer_log().event(who_, "link down: replaced by a new connection");

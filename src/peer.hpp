@@ -40,6 +40,8 @@ class PeerHost {
   // The link has handled all it read for now.
   virtual void handled_batch() = 0;
   virtual std::optional<Clock::time_point> oldest_unacknowledged(const PeerLink& link) const = 0;
+  // Returns once the store holds what the server kept on disk: a catch-up sends all of it.
+  virtual awaitable<void> until_loaded() = 0;
 
  protected:
   ~PeerHost() = default;
