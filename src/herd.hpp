@@ -52,6 +52,7 @@ class Herd : private PeerHost {
   void stop();   // closes every link and stops every client session
 
   const std::string& name() const { return self_.name; }
+  // Only on the strand: a config reload changes the neighbors.
   bool is_neighbor(std::string_view server) const;
   Log& log() { return log_; }
   const CoreStrand& strand() const { return strand_; }
