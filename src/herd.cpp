@@ -68,9 +68,8 @@ void Herd::add_link(const ServerConfig& neighbor) {
   auto at = std::find_if(links_.begin(), links_.end(),
                          [&](const auto& l) { return l->name() > neighbor.name; });
   links_.insert(at, link);
-  log_.event("peer " + neighbor.name,
-             fmt::format("added by the config; linking with it at {}",
-                         address_text(neighbor.host, neighbor.peer_port)));
+  log_.event("peer " + neighbor.name, fmt::format("added by the config; linking with it at {}",
+                                                  address_text(neighbor.host, neighbor.peer_port)));
   if (!stopped_) link->start();
 }
 

@@ -104,7 +104,7 @@ class Herd : private PeerHost {
              std::optional<Confirmations::Waiter> waiter, Clock::time_point now);
   // Hands the confirmed updates to whoever waits, and sends what all this queued on the links.
   void deliver();
-  awaitable<HerdSnapshot> gather_snapshot();  // on the strand
+  awaitable<HerdSnapshot> gather_snapshot();      // on the strand
   awaitable<void> change_links(ReloadPlan plan);  // on the strand
   void add_link(const ServerConfig& neighbor);
   void log_lagging_links();  // when nobody waits for a neighbor any more, and when again

@@ -910,10 +910,12 @@ bool reload_one(const herd::Config& config, const herd::ServerConfig& server) {
   auto log = config.log_dir / (server.name + ".log");
   auto offset = size_of(log);
   if (kill(*pid, SIGHUP) != 0) {
-    fmt::print("{}: cannot signal process {}: {}{}\n", server.name, *pid, std::strerror(errno),
-               errno == EPERM ? " (run herdctl as the server's user, or systemctl reload "
-                                "herd@" + server.name + ")"
-                              : "");
+    auto why = std::strerror(errno);
+    auto hint = errno == EPERM ? fmt::format(" (run herdctl as the server's user, or systemctl "
+                                             "reload herd@{})",
+                                             server.name)
+                               : std::string();
+    fmt::print("{}: cannot signal process {}: {}{}\n", server.name, *pid, why, hint);
     return false;
   }
   auto deadline = Clock::now() + 5s;

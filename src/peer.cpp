@@ -384,7 +384,7 @@ template <typename Stream>
 awaitable<void> PeerLink::run(Stream stream, std::string buffered, std::string greeting) {
   auto self = shared_from_this();
   if (stopped_) co_return;  // removed from the config since: the connection just closes
-  if (live_) {  // what was sent on it will not be acknowledged: the link starts afresh
+  if (live_) {              // what was sent on it will not be acknowledged: the link starts afresh
     live_->connection.close("replaced by a new connection");
     host_.peer_log().event(who_, "link down: replaced by a new connection");
     report_traffic(*live_, true);

@@ -102,8 +102,8 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   CoreStrand strand_;
   std::size_t number_;
   ServerConfig neighbor_;  // a copy: a config reload replaces the herd's config
-  std::string who_;  // "peer NAME", for the log
-  std::string where_;  // its peer port's address, "host:port"
+  std::string who_;        // "peer NAME", for the log
+  std::string where_;      // its peer port's address, "host:port"
   bool redials_;
   bool stopped_ = false;
   std::shared_ptr<Live> live_;

@@ -14,10 +14,12 @@ class Differences {
   template <typename T>
   void compare(std::string_view key, const T& running, const T& file) {
     if (running == file) return;
-    text_ += fmt::format("{}{} {} -> {}", text_.empty() ? "" : ", ", key, shown(running),
-                         shown(file));
+    text_ +=
+        fmt::format("{}{} {} -> {}", text_.empty() ? "" : ", ", key, shown(running), shown(file));
   }
-  void note(std::string_view what) { text_ += fmt::format("{}{}", text_.empty() ? "" : ", ", what); }
+  void note(std::string_view what) {
+    text_ += fmt::format("{}{}", text_.empty() ? "" : ", ", what);
+  }
   std::string text() && { return std::move(text_); }
 
  private:
@@ -55,8 +57,7 @@ void compare_shared(Differences& d, const Config& running, const Config& file) {
   d.compare("clients.max_clock_skew_ms", rc.max_clock_skew_ms, fc.max_clock_skew_ms);
   d.compare("clients.idle_timeout_ms", rc.idle_timeout_ms, fc.idle_timeout_ms);
   d.compare("clients.max_output_bytes", rc.max_output_bytes, fc.max_output_bytes);
-  d.compare("clients.max_total_output_bytes", rc.max_total_output_bytes,
-            fc.max_total_output_bytes);
+  d.compare("clients.max_total_output_bytes", rc.max_total_output_bytes, fc.max_total_output_bytes);
   d.compare("log.dir", running.log_dir, file.log_dir);
   d.compare("tls.ca", running.tls.ca, file.tls.ca);
   d.compare("tls.cert", running.tls.cert, file.tls.cert);
@@ -150,7 +151,8 @@ std::string ReloadPlan::summary() const {
   for (const auto& name : removed) list('-', name);
   if (!neighbors.empty()) parts.push_back(std::move(neighbors));
   for (const auto& name : moved) {
-    auto to = std::find_if(added.begin(), added.end(), [&](const auto& s) { return s.name == name; });
+    auto to =
+        std::find_if(added.begin(), added.end(), [&](const auto& s) { return s.name == name; });
     parts.push_back(fmt::format("{} moved to {}", name, address_text(to->host, to->peer_port)));
   }
   if (log_level) parts.push_back(fmt::format("log level {}", level_name(*log_level)));

@@ -107,24 +107,28 @@ TEST_CASE("what a running server cannot change is refused, every key of it named
   moved_port.replace(moved_port.find("port = 12001"), 12, "port = 12005");
   auto own_listen = herd_toml("listen = \"0.0.0.0\"\ntalks_with = [\"Alpha\", \"Gamma\"]");
   auto metrics = herd_toml("metrics_port = 13001\ntalks_with = [\"Gamma\"]");
-  auto places = herd_toml("talks_with = []", "", "[places]\ntimeout_ms = 4000\n"
-                                                 "[clients]\nidle_timeout_ms = 1000\n");
+  auto places = herd_toml("talks_with = []", "",
+                          "[places]\ntimeout_ms = 4000\n"
+                          "[clients]\nidle_timeout_ms = 1000\n");
   auto log_dir = herd_toml();
   log_dir.replace(log_dir.find("\"logs\""), 6, "\"/var/log/herd\"");
   auto gone = herd_toml();
   gone.replace(gone.find("[servers.Gamma]\nport = 12002"), 28, "");
   gone.replace(gone.find("\"Alpha\", \"Gamma\""), 16, "\"Alpha\"");
-  auto tls = herd_toml("", "", "[tls]\nca = \"ca.pem\"\ncert = \"{name}.pem\"\nkey = \"{name}.key\"\n");
+  auto tls =
+      herd_toml("", "", "[tls]\nca = \"ca.pem\"\ncert = \"{name}.pem\"\nkey = \"{name}.key\"\n");
   auto table = GENERATE_COPY(values<Row>({
-      {moved_port, "Beta", "servers.Beta.port 12001 -> 12005, "
-                           "servers.Beta.peer_port 22001 -> 22005"},
+      {moved_port, "Beta",
+       "servers.Beta.port 12001 -> 12005, "
+       "servers.Beta.peer_port 22001 -> 22005"},
       {own_listen, "Beta", "servers.Beta.listen \"127.0.0.1\" -> \"0.0.0.0\""},
       {metrics, "Beta", "servers.Beta.metrics_port 0 -> 13001"},
       {places, "Alpha", "places.timeout_ms 3000 -> 4000, clients.idle_timeout_ms 300000 -> 1000"},
       {log_dir, "Gamma", "log.dir \"/etc/herd/logs\" -> \"/var/log/herd\""},
       {gone, "Gamma", "the file no longer defines servers.Gamma"},
-      {tls, "Alpha", "tls.ca (none) -> \"/etc/herd/ca.pem\", tls.cert (none) -> "
-                     "\"/etc/herd/{name}.pem\", tls.key (none) -> \"/etc/herd/{name}.key\""},
+      {tls, "Alpha",
+       "tls.ca (none) -> \"/etc/herd/ca.pem\", tls.cert (none) -> "
+       "\"/etc/herd/{name}.pem\", tls.key (none) -> \"/etc/herd/{name}.key\""},
   }));
   auto plan = plan_reload(config(herd_toml()), config(table.file), table.self);
   CHECK(plan.needs_restart == table.needs_restart);
@@ -148,7 +152,9 @@ TEST_CASE("another server's port changes nothing here, a neighbor's peer port re
 
 TEST_CASE("herdctl reload reads the outcome back from the log's new lines", "[reload]") {
   constexpr std::string_view stamp = "2026-11-30T12:00:00.000000Z ";
-  auto line = [&](std::string_view who_and_text) { return fmt::format("{}{}\n", stamp, who_and_text); };
+  auto line = [&](std::string_view who_and_text) {
+    return fmt::format("{}{}\n", stamp, who_and_text);
+  };
   CHECK_FALSE(find_reload_outcome(""));
   CHECK_FALSE(find_reload_outcome(line("server - SIGHUP received; reopening the log file")));
   // A client may say anything; only the server's own entry counts, and only once complete.
