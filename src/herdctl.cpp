@@ -85,7 +85,8 @@ LOG_DIR/NAME.log. Prints one line per server:
   NAME: not running on this machine (no logs/NAME.pid)
 A refused reload leaves the server running with the config it had. A server on
 another machine is reloaded there (herdctl reload, or systemctl reload herd@NAME,
-or kill -HUP). SIGHUP also reopens the server's log file.
+or kill -HUP). SIGHUP also reopens the server's log file. herdctl reads the file
+first: one that does not load is reported and no server is signalled.
 
 Exits 0 when every server reloaded, 1 otherwise; 2 for a usage or config error.
 )";
