@@ -415,6 +415,7 @@ awaitable<void> PeerLink::run(Stream stream, std::string buffered, std::string g
 // A neighbor that acknowledges nothing for ack_timeout loses its link, and is redialed. Sums
 // up the link's traffic in the log every few seconds.
 awaitable<void> PeerLink::watchdog(std::shared_ptr<Live> live) {
+  auto self = shared_from_this();  // a link a reload removed may end before its watchdog wakes
   asio::steady_timer timer(strand_);
   while (!live->connection.closed()) {
     timer.expires_after(500ms);
