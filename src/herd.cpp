@@ -39,6 +39,44 @@ Herd::Herd(asio::io_context& io, const Config& config, const ServerConfig& self,
   }
 }
 
+awaitable<void> Herd::relink(ReloadPlan plan) {
+  co_await asio::co_spawn(strand_, change_links(std::move(plan)), asio::use_awaitable);
+}
+
+void Herd::reload_refused() {
+  asio::dispatch(strand_, [this] { ++reloads_refused_; });
+}
+
+awaitable<void> Herd::change_links(ReloadPlan plan) {
+  ++reloads_ok_;
+  for (const auto& name : plan.removed) {
+    auto link = std::find_if(links_.begin(), links_.end(),
+                             [&](const auto& l) { return l->name() == name; });
+    if (link == links_.end()) continue;
+    bool moved = std::find(plan.moved.begin(), plan.moved.end(), name) != plan.moved.end();
+    log_.event("peer " + name, moved ? "its address changed in the config; relinking"
+                                     : "removed from the config; closing the link");
+    (*link)->stop(moved ? "its address changed in the config" : "removed from the config");
+    links_.erase(link);
+  }
+  for (const auto& neighbor : plan.added) add_link(neighbor);
+  co_return;
+}
+
+// A neighbor added by a reload: dialed (or accepted) as at start, and caught up when linked.
+void Herd::add_link(const ServerConfig& neighbor) {
+  PeerHost& host = *this;
+  auto link = std::make_shared<PeerLink>(host, strand_, confirmations_.add_link(), neighbor,
+                                         self_.name < neighbor.name);
+  lagging_.push_back(false);
+  auto at = std::find_if(links_.begin(), links_.end(),
+                         [&](const auto& l) { return l->name() > neighbor.name; });
+  links_.insert(at, link);
+  log_.event("peer " + neighbor.name, fmt::format("added by the config; linking with it at {}",
+                                                  address_text(neighbor.host, neighbor.peer_port)));
+  if (!stopped_) link->start();
+}
+
 Herd::~Herd() = default;
 
 void Herd::open_store_file(const StoreConfig& config) {
@@ -148,6 +186,7 @@ void Herd::start() {
 
 void Herd::stop() {
   asio::dispatch(strand_, [this] {
+    stopped_ = true;
     for (auto& link : links_) link->stop();
     for (auto& [number, client] : clients_)
       if (auto listener = client.lock()) listener->stop();
@@ -281,6 +320,8 @@ awaitable<HerdSnapshot> Herd::gather_snapshot() {
   s.puts_sent = puts_sent_;
   s.acks_received = acks_received_;
   s.ack_latency = confirmations_.ack_latency();
+  s.reloads_ok = reloads_ok_;
+  s.reloads_refused = reloads_refused_;
   co_return s;
 }
 

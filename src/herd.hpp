@@ -18,6 +18,7 @@
 #include "metrics.hpp"
 #include "net.hpp"
 #include "peer.hpp"
+#include "reload.hpp"
 #include "store.hpp"
 #include "store_file.hpp"
 
@@ -59,6 +60,7 @@ class Herd : private PeerHost {
   void stop();   // closes every link and stops every client session
 
   const std::string& name() const { return self_.name; }
+  // Only on the strand: a config reload changes the neighbors.
   bool is_neighbor(std::string_view server) const;
   Log& log() { return log_; }
   const CoreStrand& strand() const { return strand_; }
@@ -83,6 +85,12 @@ class Herd : private PeerHost {
         asio::dispatch(caller, std::move(done));
     });
   }
+
+  // A config reload that may go ahead: links to the removed neighbors close (and their
+  // connections are refused from then on), the added ones are dialed and caught up as at
+  // start. From any executor; done once the links have changed.
+  awaitable<void> relink(ReloadPlan plan);
+  void reload_refused();  // counted for the metrics; from any thread
 
   // Counted by the client sessions, from any thread.
   ClientCounters& client_counters() { return client_counters_; }
@@ -110,7 +118,9 @@ class Herd : private PeerHost {
   // Hands the confirmed updates to whoever waits, and sends what all this queued on the links.
   void deliver();
   void hand_out(std::vector<Confirmations::Waiter>& confirmed);
-  awaitable<HerdSnapshot> gather_snapshot();  // on the strand
+  awaitable<HerdSnapshot> gather_snapshot();      // on the strand
+  awaitable<void> change_links(ReloadPlan plan);  // on the strand
+  void add_link(const ServerConfig& neighbor);
   void log_lagging_links();  // when nobody waits for a neighbor any more, and when again
   // The store on disk: what changed the store is appended; with fsync "always", replies wait
   // until their records are synced as they wait for the neighbors' acknowledgements.
@@ -158,7 +168,9 @@ class Herd : private PeerHost {
   asio::ssl::context* tls_;
   CoreStrand strand_;
   Store store_;
-  std::vector<std::shared_ptr<PeerLink>> links_;  // a link's index here is its number
+  // The current neighbors' links, by name. A link's number (its slot in confirmations_ and
+  // lagging_) stays its own after a reload removed it, until its last event is handled.
+  std::vector<std::shared_ptr<PeerLink>> links_;
   Confirmations confirmations_;
   std::vector<Confirmations::Waiter> confirmed_;  // to deliver at the end of this step
   std::vector<bool> lagging_;                     // as last logged, by link number
@@ -183,6 +195,8 @@ class Herd : private PeerHost {
   PlacesCounters places_counters_;
   std::uint64_t puts_sent_ = 0;  // on the strand, like the rest
   std::uint64_t acks_received_ = 0;
+  std::uint64_t reloads_ok_ = 0, reloads_refused_ = 0;
+  bool stopped_ = false;
 };
 
 }  // namespace herd

@@ -67,6 +67,7 @@ struct HerdSnapshot {
   std::uint64_t puts_sent = 0;
   std::uint64_t acks_received = 0;  // ACK lines
   Histogram ack_latency;            // per PUT acknowledged
+  std::uint64_t reloads_ok = 0, reloads_refused = 0;  // config reloads (SIGHUP)
 };
 
 // Everything one scrape shows.
