@@ -276,6 +276,10 @@ void CurlMulti::start(const std::shared_ptr<Transfer>& transfer) {
   }
   transfer->easy = easy;
   transfers_.emplace(easy, transfer);
+  // Adding the handle set curl's timeout to 0. Served here rather than by the posted handler
+  // (this is not inside a curl callback), the request goes out before the answers already
+  // queued on the io_context are translated, and a handler per lookup is saved.
+  on_due();
 }
 
 void CurlMulti::configure(CURL* easy, Transfer& transfer) {
