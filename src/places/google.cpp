@@ -145,8 +145,18 @@ std::string new_error_reply(simdjson::dom::object error, long http_status,
 }
 
 // The fields of a place that a legacy result uses.
-enum class PlaceField { id, location, display_name, short_address, address, types, rating,
-                        rating_count, business_status, other };
+enum class PlaceField {
+  id,
+  location,
+  display_name,
+  short_address,
+  address,
+  types,
+  rating,
+  rating_count,
+  business_status,
+  other
+};
 
 PlaceField place_field(std::string_view key) {
   if (key == "id") return PlaceField::id;

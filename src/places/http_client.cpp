@@ -114,8 +114,8 @@ class CurlMulti : public std::enable_shared_from_this<CurlMulti> {
         timer_(io),
         multiplex_(curl_has_http2()),
         // As many as run at once: with fewer kept, a lull then a burst makes and frees handles.
-        max_idle_easies_(std::max<std::size_t>(16, static_cast<std::size_t>(
-                                                       std::max(0L, max_host_connections)))) {
+        max_idle_easies_(std::max<std::size_t>(
+            16, static_cast<std::size_t>(std::max(0L, max_host_connections)))) {
     init_curl_once();
     multi_ = curl_multi_init();
     if (!multi_) throw std::runtime_error("curl_multi_init failed");
