@@ -144,34 +144,104 @@ std::string new_error_reply(simdjson::dom::object error, long http_status,
       status, fmt::format("places upstream answered {} (HTTP {})", google_status, code), api_key);
 }
 
-// `types` holds the place's types until the next place is read.
+// The fields of a place that a legacy result uses.
+enum class PlaceField {
+  id,
+  location,
+  display_name,
+  short_address,
+  address,
+  types,
+  rating,
+  rating_count,
+  business_status,
+  other
+};
+
+PlaceField place_field(std::string_view key) {
+  if (key == "id") return PlaceField::id;
+  if (key == "location") return PlaceField::location;
+  if (key == "displayName") return PlaceField::display_name;
+  if (key == "shortFormattedAddress") return PlaceField::short_address;
+  if (key == "formattedAddress") return PlaceField::address;
+  if (key == "types") return PlaceField::types;
+  if (key == "rating") return PlaceField::rating;
+  if (key == "userRatingCount") return PlaceField::rating_count;
+  if (key == "businessStatus") return PlaceField::business_status;
+  return PlaceField::other;
+}
+
+template <class T>
+bool read_value(simdjson::dom::element element, std::optional<T>& value) {
+  T read;
+  if (element.get(read) != simdjson::SUCCESS) return false;
+  value = read;
+  return true;
+}
+
+// Reads one field into `place` (and the name and addresses, which need a choice once all are
+// read); false for a field of the wrong shape.
+bool read_place_field(PlaceField field, simdjson::dom::element value, PlaceView& place,
+                      std::optional<std::string_view>& name,
+                      std::optional<std::string_view>& short_address,
+                      std::optional<std::string_view>& address,
+                      std::vector<std::string_view>& types) {
+  switch (field) {
+    case PlaceField::id:
+      return value.get(place.place_id) == simdjson::SUCCESS;
+    case PlaceField::location: {
+      simdjson::dom::object location;
+      return value.get(location) == simdjson::SUCCESS &&
+             location["latitude"].get(place.lat) == simdjson::SUCCESS &&
+             location["longitude"].get(place.lng) == simdjson::SUCCESS;
+    }
+    case PlaceField::display_name: {
+      simdjson::dom::object display_name;
+      return value.get(display_name) == simdjson::SUCCESS &&
+             read_if_present(display_name, "text", name);
+    }
+    case PlaceField::short_address:
+      return read_value(value, short_address);
+    case PlaceField::address:
+      return read_value(value, address);
+    case PlaceField::types: {
+      simdjson::dom::array array;
+      return value.get(array) == simdjson::SUCCESS && read_strings(array, types);
+    }
+    case PlaceField::rating:
+      return read_value(value, place.rating);
+    case PlaceField::rating_count:
+      return read_value(value, place.user_ratings_total);
+    case PlaceField::business_status:
+      return read_value(value, place.business_status);
+    case PlaceField::other:
+      break;
+  }
+  return true;
+}
+
+// `types` holds the place's types until the next place is read. The fields are read in one
+// pass: asking for each by name would scan the place's fields again for every one of them.
+// As with a lookup by name, the first of a repeated field counts.
 std::optional<PlaceView> read_new_place(simdjson::dom::element entry,
                                         std::vector<std::string_view>& types) {
   simdjson::dom::object fields;
   if (entry.get(fields) != simdjson::SUCCESS) return std::nullopt;
   PlaceView place;
-  if (fields["id"].get(place.place_id) != simdjson::SUCCESS) return std::nullopt;
-  simdjson::dom::object location;
-  if (fields["location"].get(location) != simdjson::SUCCESS ||
-      location["latitude"].get(place.lat) != simdjson::SUCCESS ||
-      location["longitude"].get(place.lng) != simdjson::SUCCESS) {
-    return std::nullopt;
-  }
-  std::optional<simdjson::dom::object> display_name;
   std::optional<std::string_view> name, short_address, address;
-  std::optional<simdjson::dom::array> type_array;
   types.clear();
-  if (!read_if_present(fields, "displayName", display_name) ||
-      (display_name && !read_if_present(*display_name, "text", name)) ||
-      !read_if_present(fields, "shortFormattedAddress", short_address) ||
-      !read_if_present(fields, "formattedAddress", address) ||
-      !read_if_present(fields, "types", type_array) ||
-      (type_array && !read_strings(*type_array, types)) ||
-      !read_if_present(fields, "rating", place.rating) ||
-      !read_if_present(fields, "userRatingCount", place.user_ratings_total) ||
-      !read_if_present(fields, "businessStatus", place.business_status)) {
-    return std::nullopt;
+  unsigned seen = 0;
+  for (auto [key, value] : fields) {
+    const PlaceField field = place_field(key);
+    const unsigned bit = 1u << static_cast<unsigned>(field);
+    if (field == PlaceField::other || (seen & bit)) continue;
+    seen |= bit;
+    if (!read_place_field(field, value, place, name, short_address, address, types))
+      return std::nullopt;
   }
+  const unsigned required = (1u << static_cast<unsigned>(PlaceField::id)) |
+                            (1u << static_cast<unsigned>(PlaceField::location));
+  if ((seen & required) != required) return std::nullopt;
   place.name = name.value_or("");
   place.vicinity = short_address.value_or(address.value_or(""));
   place.types = types;

@@ -109,7 +109,13 @@ class CurlMulti : public std::enable_shared_from_this<CurlMulti> {
   using Strand = asio::strand<asio::io_context::executor_type>;
 
   CurlMulti(asio::io_context& io, long max_host_connections)
-      : io_(io), strand_(io.get_executor()), timer_(io), multiplex_(curl_has_http2()) {
+      : io_(io),
+        strand_(io.get_executor()),
+        timer_(io),
+        multiplex_(curl_has_http2()),
+        // As many as run at once: with fewer kept, a lull then a burst makes and frees handles.
+        max_idle_easies_(std::max<std::size_t>(
+            16, static_cast<std::size_t>(std::max(0L, max_host_connections)))) {
     init_curl_once();
     multi_ = curl_multi_init();
     if (!multi_) throw std::runtime_error("curl_multi_init failed");
@@ -180,11 +186,10 @@ class CurlMulti : public std::enable_shared_from_this<CurlMulti> {
   std::unordered_map<curl_socket_t, std::shared_ptr<WatchedSocket>> sockets_;
   std::unordered_map<CURL*, std::shared_ptr<Transfer>> transfers_;
   std::vector<CURL*> idle_easies_;  // reset handles kept for the next requests
+  std::size_t max_idle_easies_;
 };
 
 namespace {
-
-constexpr std::size_t kMaxIdleEasies = 16;
 
 // Asio's own categories, so callers compare with asio::error::timed_out and friends as they
 // would for a socket.
@@ -276,6 +281,10 @@ void CurlMulti::start(const std::shared_ptr<Transfer>& transfer) {
   }
   transfer->easy = easy;
   transfers_.emplace(easy, transfer);
+  // Adding the handle set curl's timeout to 0. Served here rather than by the posted handler
+  // (this is not inside a curl callback), the request goes out before the answers already
+  // queued on the io_context are translated, and a handler per lookup is saved.
+  on_due();
 }
 
 void CurlMulti::configure(CURL* easy, Transfer& transfer) {
@@ -568,7 +577,7 @@ CURL* CurlMulti::take_easy() {
 }
 
 void CurlMulti::recycle(CURL* easy) {
-  if (idle_easies_.size() >= kMaxIdleEasies) return curl_easy_cleanup(easy);
+  if (idle_easies_.size() >= max_idle_easies_) return curl_easy_cleanup(easy);
   curl_easy_reset(easy);
   idle_easies_.push_back(easy);
 }

@@ -303,6 +303,53 @@ TEST_CASE("New API places become legacy results", "[google]") {
   CHECK(canonical(trimmed.at_pointer("/results/1")) == canonical(full.at_pointer("/results/1")));
 }
 
+// A place's fields in any order, unknown ones skipped, and of a repeated field the first
+// counts, as when each is looked up by name.
+TEST_CASE("New API place fields", "[google]") {
+  struct Row {
+    std::string place;
+    std::string name, vicinity;  // empty name: the answer is a shape error
+  };
+  const std::string location = R"("location": {"latitude": 1, "longitude": 2})";
+  const Row rows[] = {
+      {R"({"id": "a", )" + location + R"(, "displayName": {"text": "A"}})", "A", ""},
+      {R"({"displayName": {"text": "B"}, "extra": [1, {"id": 3}], )" + location +
+           R"(, "formattedAddress": "long", "id": "b"})",
+       "B", "long"},
+      {R"({"id": "c", )" + location +
+           R"(, "shortFormattedAddress": "short", "formattedAddress": "long", )"
+           R"("displayName": {"text": "C"}})",
+       "C", "short"},
+      {R"({"id": "d", "id": 4, )" + location +
+           R"(, "displayName": {"text": "D"}, "displayName": {"text": "E"}})",
+       "D", ""},
+      {R"({"id": 4, "id": "d", )" + location + R"(, "displayName": {"text": "D"}})", "", ""},
+      {R"({"id": "f", )" + location + R"(, "displayName": {"text": "F"}, "rating": "high"})", "",
+       ""},
+      {R"({"id": "g", "displayName": {"text": "G"}})", "", ""},
+      {R"({"id": "h", "location": {"latitude": 1}, "displayName": {"text": "H"}})", "", ""},
+      {R"({"id": "i", )" + location + R"(, "types": ["a", 1], "displayName": {"text": "I"}})", "",
+       ""},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(row.place);
+    const std::string reply = translate_new(
+        {.http_status = 200, .body = R"({"places": [)" + row.place + "]}"}, kUcla, kKey);
+    simdjson::dom::parser parser;
+    simdjson::dom::element json;
+    REQUIRE(parser.parse(reply).get(json) == simdjson::SUCCESS);
+    if (row.name.empty()) {
+      CHECK(std::string_view(json["status"]) == "UNKNOWN_ERROR");
+      CHECK(std::string_view(json["error_message"]) ==
+            "places upstream sent JSON of an unexpected shape");
+    } else {
+      CHECK(std::string_view(json["status"]) == "OK");
+      CHECK(std::string_view(json.at_pointer("/results/0/name")) == row.name);
+      CHECK(std::string_view(json.at_pointer("/results/0/vicinity")) == row.vicinity);
+    }
+  }
+}
+
 TEST_CASE("New API answers without places", "[google]") {
   const std::string zero = to_legacy_json({.status = "ZERO_RESULTS"});
   CHECK(translate_new({.http_status = 200, .body = "{}\n"}, kUcla, kKey) == zero);
