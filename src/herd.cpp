@@ -96,13 +96,17 @@ void Herd::load_store_file() {
   auto started = std::chrono::steady_clock::now();
   auto records = std::make_unique<Store>();
   std::size_t count = 0;
+  struct Abandoned {};
   try {
-    count = file_->load([&records](std::string_view line) {
+    count = file_->load([this, &records](std::string_view line) {
+      if (stop_loading_.load(std::memory_order_relaxed)) throw Abandoned{};
       auto message = parse_peer_line(line);
       auto at = std::get_if<At>(&message);
       if (at) records->apply(location_of(*at));
       return at != nullptr;
     });
+  } catch (const Abandoned&) {
+    return;  // the server stops: what it appended meanwhile is written all the same
   } catch (const std::exception& e) {
     // A corrupt file: the operator decides what to keep (README, "The store on disk").
     log_.warning("store", std::string(e.what()) + "; stopping");
@@ -125,7 +129,6 @@ void Herd::loaded(std::unique_ptr<Store> records, std::size_t count,
                                   "told meanwhile: {}",
                                   count, store_.size(), file_->path().string(), took.count(),
                                   told));
-  file_->start();
   loading_ = false;
   loaded_signal_.cancel();
   release_held(true);
@@ -185,6 +188,7 @@ void Herd::start() {
 }
 
 void Herd::stop() {
+  stop_loading_ = true;
   asio::dispatch(strand_, [this] {
     stopped_ = true;
     for (auto& link : links_) link->stop();

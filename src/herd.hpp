@@ -3,6 +3,7 @@
 // whatever the number of threads; client sessions reach it only through submit().
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -190,6 +191,7 @@ class Herd : private PeerHost {
   asio::steady_timer loaded_signal_;  // cancelled once it is: links wait on it
   std::deque<Held> held_;
   bool releasing_held_ = false;
+  std::atomic<bool> stop_loading_{false};  // the server stops: the loader gives up
   std::jthread loader_;
   ClientCounters client_counters_;
   PlacesCounters places_counters_;

@@ -7,6 +7,7 @@
 #include <zlib.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -115,6 +116,55 @@ StoreFile::StoreFile(const std::filesystem::path& dir, Fsync fsync, Log& log,
   if (fd_ < 0)
     throw std::runtime_error(fmt::format("[store] cannot open {}: {}", path_.string(), errno_text()));
   std::filesystem::remove(rewrite_path_, error);  // a rewrite cut short by a crash
+  drop_torn_tail();
+  last_sync_ = std::chrono::steady_clock::now();
+  writer_ = std::thread([this] { run(); });
+}
+
+// A crash mid-write leaves at most the last line torn: no newline at its end, or a checksum
+// that does not match. Only the end of the file is read, so the server need not wait for a
+// whole load before it appends.
+void StoreFile::drop_torn_tail() {
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0)
+    throw std::runtime_error(fmt::format("[store] cannot read {}: {}", path_.string(), errno_text()));
+  auto size = static_cast<std::uint64_t>(st.st_size);
+  // The last two newlines, reading backwards a chunk at a time.
+  std::string tail;
+  std::uint64_t tail_at = size;
+  auto newlines = [&] { return std::count(tail.begin(), tail.end(), '\n'); };
+  while (tail_at > 0 && newlines() < 2) {
+    auto chunk = std::min<std::uint64_t>(tail_at, 64 << 10);
+    std::string bytes(chunk, '\0');
+    tail_at -= chunk;
+    if (::pread(fd_, bytes.data(), chunk, static_cast<off_t>(tail_at)) != static_cast<ssize_t>(chunk))
+      throw std::runtime_error(fmt::format("[store] cannot read {}: {}", path_.string(), errno_text()));
+    tail = bytes + tail;
+  }
+  std::string_view rest(tail);
+  std::uint64_t good = size;
+  std::string_view problem;
+  if (!rest.empty() && rest.back() != '\n') {
+    auto last_newline = rest.rfind('\n');
+    auto start = last_newline == std::string_view::npos ? 0 : last_newline + 1;
+    good = tail_at + start;
+    problem = "no newline at the end";
+  } else if (!rest.empty()) {
+    auto line_end = rest.size() - 1;
+    auto previous = rest.rfind('\n', line_end == 0 ? std::string_view::npos : line_end - 1);
+    auto start = previous == std::string_view::npos || line_end == 0 ? 0 : previous + 1;
+    problem = problem_of(rest.substr(start, line_end - start));
+    if (!problem.empty()) good = tail_at + start;
+  }
+  if (good < size) {
+    log_.warning("store", fmt::format("{}: dropped a torn last record at byte {} ({}, {} bytes)",
+                                      path_.string(), good, problem, size - good));
+    if (::ftruncate(fd_, static_cast<off_t>(good)) != 0)
+      throw std::runtime_error(
+          fmt::format("[store] cannot truncate {}: {}", path_.string(), errno_text()));
+  }
+  load_bytes_ = good;
+  file_bytes_ = good;
 }
 
 StoreFile::~StoreFile() {
@@ -125,9 +175,6 @@ StoreFile::~StoreFile() {
     }
     wake_.notify_one();
     writer_.join();
-  } else if (loaded_) {  // stopped while the herd merged the load: what was appended meanwhile
-    write_batch(next_);
-    if (fsync_ != Fsync::no) sync(fd_);
   }
   if (rewrite_fd_ >= 0) ::close(rewrite_fd_);
   if (fd_ >= 0) ::close(fd_);
@@ -135,42 +182,32 @@ StoreFile::~StoreFile() {
 }
 
 std::size_t StoreFile::load(const std::function<bool(std::string_view)>& record) {
-  struct stat st {};
-  if (::fstat(fd_, &st) != 0)
+  // A descriptor of its own: the writer thread appends through fd_ meanwhile.
+  int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
     throw std::runtime_error(fmt::format("[store] cannot read {}: {}", path_.string(), errno_text()));
-  std::string bytes(static_cast<std::size_t>(st.st_size), '\0');
+  std::string bytes(load_bytes_, '\0');
   std::size_t got = 0;
   while (got < bytes.size()) {
-    auto n = ::pread(fd_, bytes.data() + got, bytes.size() - got, static_cast<off_t>(got));
+    auto n = ::pread(fd, bytes.data() + got, bytes.size() - got, static_cast<off_t>(got));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0)
-      throw std::runtime_error(fmt::format("[store] cannot read {}: {}", path_.string(),
-                                           n < 0 ? errno_text() : "shorter than its size"));
+    if (n <= 0) {
+      auto why = n < 0 ? errno_text() : "shorter than its size";
+      ::close(fd);
+      throw std::runtime_error(fmt::format("[store] cannot read {}: {}", path_.string(), why));
+    }
     got += static_cast<std::size_t>(n);
   }
+  ::close(fd);
+  // The last line was checked at open: a bad record here has records after it.
   auto scan = scan_records(bytes, record);
-  if (scan.end == Scan::End::corrupt)
+  if (scan.end != Scan::End::clean)
     throw std::runtime_error(fmt::format(
         "[store] {}: corrupt record at byte {} ({}) with records after it; move the file away "
         "to start without it (the neighbors' catch-up brings the herd's records back), or cut "
         "it at that byte to keep what comes before",
         path_.string(), scan.good_bytes, scan.problem));
-  if (scan.end == Scan::End::torn) {
-    log_.warning("store", fmt::format("{}: dropped a torn last record at byte {} ({}, {} bytes)",
-                                      path_.string(), scan.good_bytes, scan.problem,
-                                      bytes.size() - scan.good_bytes));
-    if (::ftruncate(fd_, static_cast<off_t>(scan.good_bytes)) != 0)
-      throw std::runtime_error(
-          fmt::format("[store] cannot truncate {}: {}", path_.string(), errno_text()));
-  }
-  file_bytes_ = scan.good_bytes;
-  loaded_ = true;
   return scan.records;
-}
-
-void StoreFile::start() {
-  last_sync_ = std::chrono::steady_clock::now();
-  writer_ = std::thread([this] { run(); });
 }
 
 std::uint64_t StoreFile::append(std::string_view at_line) {

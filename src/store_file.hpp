@@ -48,20 +48,19 @@ class StoreFile {
  public:
   using Fsync = StoreConfig::Fsync;
 
-  // Creates DIR, takes its lock (two servers never share a file) and opens DIR/records.
+  // Creates DIR, takes its lock (two servers never share a file), opens DIR/records and drops
+  // a torn last record (logged), so that appending is safe at once; starts the writer thread.
   // Throws std::runtime_error naming the path when it cannot.
   StoreFile(const std::filesystem::path& dir, Fsync fsync, Log& log,
             std::function<void(std::uint64_t)> synced);
-  // Writes what is pending (also when stopped before start(), once loaded), syncs it and
-  // stops the thread.
-  ~StoreFile();
+  ~StoreFile();  // writes what is pending, syncs it and stops the thread
   StoreFile(const StoreFile&) = delete;
   StoreFile& operator=(const StoreFile&) = delete;
 
-  // Before start(): reads the file into `record` (see scan_records). Returns the records read.
-  // Truncates a torn tail (logged); throws on corruption, naming the file and the offset.
+  // Reads the records the file held when it was opened into `record` (see scan_records), from
+  // any thread while records are appended. Returns the records read; throws on corruption,
+  // naming the file and the offset. `record` may throw to abandon the load.
   std::size_t load(const std::function<bool(std::string_view)>& record);
-  void start();  // the writer thread
 
   const std::filesystem::path& path() const { return path_; }
 
@@ -88,6 +87,7 @@ class StoreFile {
     bool begin_rewrite = false, end_rewrite = false, stopping = false;
   };
 
+  void drop_torn_tail();
   void run();
   void write_batch(Batch& batch);
   void finish_rewrite();
@@ -102,7 +102,7 @@ class StoreFile {
   std::uint64_t appended_ = 0;
   std::atomic<std::uint64_t> file_bytes_{0}, unwritten_bytes_{0};
   std::atomic<bool> rewriting_{false};
-  std::atomic<bool> loaded_{false};  // load() is done: appending is safe
+  std::uint64_t load_bytes_ = 0;  // the file's valid records when it was opened
 
   // The writer thread's own.
   int rewrite_fd_ = -1;

@@ -1,5 +1,11 @@
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include <catch2/catch.hpp>
 
@@ -98,4 +104,79 @@ TEST_CASE("a bad record with records after it is corruption, at its offset", "[s
   // An empty line in the middle.
   auto empty = file_of({first}) + "\n" + file_of({third});
   CHECK(read(empty).scan.end == Scan::End::corrupt);
+}
+
+namespace {
+
+// A directory of its own under the system's temporary one, removed at the end.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    auto tmpl = (std::filesystem::temp_directory_path() / "herd-store-XXXXXX").string();
+    path = ::mkdtemp(tmpl.data());
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+void write_file(const std::filesystem::path& path, std::string_view bytes) {
+  std::filesystem::create_directories(path.parent_path());
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+std::vector<std::string> load_all(StoreFile& file) {
+  std::vector<std::string> lines;
+  file.load([&](std::string_view line) {
+    lines.emplace_back(line);
+    return true;
+  });
+  return lines;
+}
+
+}  // namespace
+
+TEST_CASE("opening a file drops its torn last record before anything is appended",
+          "[store_file]") {
+  TempDir dir;
+  Log log(dir.path / "test.log");
+  auto records = dir.path / "s" / "records";
+  auto whole = file_of({first, second});
+  struct Case {
+    std::string bytes;
+    std::size_t kept;
+  };
+  auto torn = file_of({third});
+  auto bad_crc = torn;
+  bad_crc[20] = 'X';
+  auto c = GENERATE_COPY(values<Case>({
+      {whole, whole.size()},                                    // clean
+      {whole + torn.substr(0, 12), whole.size()},               // no newline at the end
+      {whole + bad_crc, whole.size()},                          // a checksum that does not match
+      {torn.substr(0, 12), 0},                                  // one torn record, nothing else
+      {"", 0},                                                  // empty
+      {whole + std::string(100000, 'z'), whole.size()},         // a long torn tail
+  }));
+  write_file(records, c.bytes);
+  {
+    StoreFile file(dir.path / "s", StoreConfig::Fsync::always, log, [](std::uint64_t) {});
+    CHECK(std::filesystem::file_size(records) == c.kept);
+    file.append(third);  // appended while the load runs, or before it
+    CHECK(load_all(file).size() == c.kept / (whole.size() / 2));
+  }
+  // Reopened: what was kept, then the appended record, nothing torn.
+  StoreFile again(dir.path / "s", StoreConfig::Fsync::always, log, [](std::uint64_t) {});
+  auto lines = load_all(again);
+  REQUIRE_FALSE(lines.empty());
+  CHECK(lines.back() == third);
+  CHECK(std::filesystem::file_size(records) == c.kept + torn.size());
+}
+
+TEST_CASE("a load names the offset of a bad record with records after it", "[store_file]") {
+  TempDir dir;
+  Log log(dir.path / "test.log");
+  auto bytes = file_of({first, second, third});
+  bytes[file_of({first}).size() + 3] ^= 1;  // the second record's checksum
+  write_file(dir.path / "s" / "records", bytes);
+  StoreFile file(dir.path / "s", StoreConfig::Fsync::no, log, [](std::uint64_t) {});
+  CHECK_THROWS_WITH(load_all(file),
+                    Catch::Contains(fmt::format("corrupt record at byte {}", file_of({first}).size())));
 }
