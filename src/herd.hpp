@@ -115,8 +115,15 @@ class Herd : private PeerHost {
   // The store on disk: what changed the store is appended; with fsync "always", replies wait
   // until their records are synced as they wait for the neighbors' acknowledgements.
   void open_store_file(const StoreConfig& config);
+  // What the store learned of a neighbor's changes (its epoch and number): a catch-up asks
+  // it for what changed since.
+  struct ResumePoint {
+    std::uint64_t epoch = 0, seq = 0;
+  };
+  using ResumePoints = std::unordered_map<std::string, ResumePoint>;
   void load_store_file();  // on loader_
-  void loaded(std::unique_ptr<Store> records, std::size_t count, std::chrono::milliseconds took);
+  void loaded(std::unique_ptr<Store> records, ResumePoints resume_points, std::size_t count,
+              std::chrono::milliseconds took);
   // Batches with a WHATSAT for a client the store does not hold yet, while it loads: looked
   // up again once it is loaded, or answered as they are after held_wait.
   struct Held {
@@ -143,6 +150,9 @@ class Herd : private PeerHost {
   asio::ssl::context* peer_tls() override { return tls_; }
   PeerLink* link_named(std::string_view server) const;
   const Store& store() const override { return store_; }
+  std::uint64_t epoch() const override { return epoch_; }
+  PeerSince resume_point(const PeerLink& link) const override;
+  void synced(PeerLink& link, PeerSynced marker) override;
   std::uint64_t new_owner() override { return next_link_owner_++; }
   void link_down(PeerLink& link) override;
   bool received(PeerLink& link, Location record, std::optional<std::uint64_t> put_id,
@@ -158,6 +168,8 @@ class Herd : private PeerHost {
   asio::ssl::context* tls_;
   CoreStrand strand_;
   Store store_;
+  std::uint64_t epoch_ = 0;
+  std::vector<ResumePoint> resume_points_;  // by link number
   std::vector<std::shared_ptr<PeerLink>> links_;  // a link's index here is its number
   Confirmations confirmations_;
   std::vector<Confirmations::Waiter> confirmed_;  // to deliver at the end of this step
