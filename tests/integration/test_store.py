@@ -16,8 +16,10 @@ def records_file(herd, name):
     return os.path.join(herd.dir, "state", name, "records")
 
 
-def record(at_line):
-    return f"{zlib.crc32(at_line.encode()):08x} {at_line}\n"
+def record(at_line, changed=1):
+    """A line of the store's file: the CRC-32 of the rest, the change's number, the AT line."""
+    payload = f"{changed} {at_line}"
+    return f"{zlib.crc32(payload.encode()):08x} {payload}\n"
 
 
 def known_times(herd, server, clients):
@@ -192,7 +194,7 @@ def a_server_answers_while_it_loads_its_file(server):
         wait_until(loaded_lines, 10, "the load's log line")
         loaded = loaded_lines()
         # The IAMAT was answered while the file was read, not after.
-        assert loaded[0].endswith("clients told meanwhile: 1"), loaded[0]
+        assert "clients told meanwhile: 1;" in loaded[0], loaded[0]
         print(f"# the IAMAT and the WHATSAT answered {time.monotonic() - started:.2f} s after the start; {loaded[0]}")
         wait_until(lambda: record_known(herd, f"c{count - 1:06d}.example", "Beta")
                    and record_known(herd, "early.example", "Beta"), 20, "the catch-up at Beta")
