@@ -123,11 +123,16 @@ void Herd::loaded(std::unique_ptr<Store> records, ResumePoints resume_points, st
   file_->start();
   loading_ = false;
   loaded_signal_.cancel();
-  release_held(true);
+  release_held(!records_coming());
 }
 
 awaitable<void> Herd::until_loaded() {
   if (loading_) co_await loaded_signal_.async_wait(as_result);
+}
+
+bool Herd::records_coming() const {
+  return loading_ ||
+         std::any_of(links_.begin(), links_.end(), [](const auto& l) { return l->catching_up(); });
 }
 
 bool Herd::missed_lookup(const std::vector<StoreOp>& ops) {
@@ -212,6 +217,7 @@ void Herd::synced(PeerLink& link, PeerSynced marker) {
   if (point.epoch == marker.epoch && point.seq == marker.seq) return;
   point = {marker.epoch, marker.seq};
   if (file_) file_->append_resume_point(link.name(), marker.epoch, marker.seq);
+  if (!held_.empty() && !records_coming()) release_held(true);
 }
 
 PeerLink* Herd::link_named(std::string_view server) const {
@@ -305,6 +311,7 @@ void Herd::acknowledged(PeerLink& link, std::uint64_t first, std::uint64_t last)
 
 void Herd::link_down(PeerLink& link) {
   confirmations_.link_down(link.number(), confirmed_);
+  if (!held_.empty() && !records_coming()) release_held(true);
   deliver();
 }
 

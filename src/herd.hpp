@@ -54,7 +54,8 @@ class Herd : private PeerHost {
 
   // Starts dialing the neighbors, and loading the store's file on a thread of its own. Until
   // it is loaded, clients are served (a WHATSAT for a client not yet known waits for the load,
-  // at most a second) and links wait before their catch-up, which sends the whole store.
+  // at most a second, as it does for the links' incoming catch-ups) and links wait before
+  // their catch-up.
   void start();
   void stop();   // closes every link and stops every client session
 
@@ -75,7 +76,7 @@ class Herd : private PeerHost {
   void submit(std::vector<StoreOp>& ops, std::uint64_t client, const Executor& caller, Done done) {
     asio::dispatch(strand_, [this, &ops, client, caller, done = std::move(done)]() mutable {
       apply(ops, client);
-      if (loading_ && missed_lookup(ops))
+      if (records_coming() && missed_lookup(ops))
         hold(ops, [caller, done = std::move(done)]() mutable {
           asio::dispatch(caller, std::move(done));
         });
@@ -124,8 +125,11 @@ class Herd : private PeerHost {
   void load_store_file();  // on loader_
   void loaded(std::unique_ptr<Store> records, ResumePoints resume_points, std::size_t count,
               std::chrono::milliseconds took);
-  // Batches with a WHATSAT for a client the store does not hold yet, while it loads: looked
-  // up again once it is loaded, or answered as they are after held_wait.
+  // Whether records the store lacks may be on their way: the file loads, or a link's incoming
+  // catch-up has not reached its first SYNCED.
+  bool records_coming() const;
+  // Batches with a WHATSAT for a client the store does not hold yet, while records are coming:
+  // looked up again once none are, or answered as they are after held_wait.
   struct Held {
     std::vector<StoreOp>* ops;
     std::function<void()> resume;

@@ -336,16 +336,18 @@ void PeerLink::handle_record(Live& live, const PeerMessage& message, std::string
 // Everything the neighbor sent before the marker is handled: its changes up to the marker's
 // number are here, which the next SINCE on a new connection says.
 void PeerLink::synced(Live& live, PeerSynced marker) {
+  if (!live.synced_in) {
+    live.synced_in = true;  // before the herd hears of it: WHATSATs held for it may go on
+    catch_up_totals_.records_received += live.catch_up_in.records;
+    catch_up_totals_.bytes_received += live.catch_up_in.bytes;
+    std::chrono::duration<double> took = LinkTraffic::Clock::now() - live.up_at;
+    host_.peer_log().event(
+        who_,
+        fmt::format("catch-up received: {} records ({} changed the store), {} bytes in {:.1f} s",
+                    live.catch_up_in.records, live.catch_up_in.changed, live.catch_up_in.bytes,
+                    took.count()));
+  }
   host_.synced(*this, marker);
-  if (live.synced_in) return;
-  live.synced_in = true;
-  catch_up_totals_.records_received += live.catch_up_in.records;
-  catch_up_totals_.bytes_received += live.catch_up_in.bytes;
-  std::chrono::duration<double> took = LinkTraffic::Clock::now() - live.up_at;
-  host_.peer_log().event(
-      who_, fmt::format("catch-up received: {} records ({} changed the store), {} bytes in {:.1f} s",
-                        live.catch_up_in.records, live.catch_up_in.changed, live.catch_up_in.bytes,
-                        took.count()));
 }
 
 // The redialing side dials while the link is down, backing off from 100 ms to 2 s, and each

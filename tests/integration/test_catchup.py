@@ -4,6 +4,8 @@ import os
 import re
 import shutil
 import signal
+import socket
+import time
 
 from herdtest import Herd, Tap, binary_arg, now, wait_until
 from tcp_proxy import TcpProxy
@@ -31,15 +33,27 @@ def sent_to(log, neighbor):
     return [int(n) for n in re.findall(rf"peer {neighbor} - catch-up sent: (\d+) records", log)]
 
 
-def resume_points_written(herd, server, neighbors):
-    """Whether the last lines of the server's file, after its last record, are resume points for
-    each of the neighbors."""
-    with open(os.path.join(herd.dir, "state", server, "records")) as f:
-        lines = f.read().splitlines()
-    tail = []
-    while lines and lines[-1].split()[1] == "SYNCED":
-        tail.append(lines.pop().split()[2])
-    return set(neighbors) <= set(tail)
+def resume_points_written(herd, server, neighbors, quiet_s=1.5):
+    """Returns a predicate: whether the server's file has not grown for `quiet_s` (three times
+    the neighbors' SYNCED period: their last SYNCED has come) and its last lines, after its last
+    record, are resume points for each of the neighbors."""
+    path = os.path.join(herd.dir, "state", server, "records")
+    seen = {"size": -1, "since": 0.0}
+
+    def written():
+        size = os.path.getsize(path)
+        if size != seen["size"]:
+            seen.update(size=size, since=time.monotonic())
+            return False
+        if time.monotonic() - seen["since"] < quiet_s:
+            return False
+        with open(path) as f:
+            lines = f.read().splitlines()
+        tail = []
+        while lines and lines[-1].split()[1] == "SYNCED":
+            tail.append(lines.pop().split()[2])
+        return set(neighbors) <= set(tail)
+    return written
 
 
 def synced_to(herd, server, neighbor, seq):
@@ -54,7 +68,7 @@ def restarted_server_is_sent_only_what_changed(server):
         herd.wait_linked()
         fill(herd, "Alpha", "old", FILLED)
         wait_until(lambda: knows_all(herd, "Charlie", "old", FILLED), 30, "Charlie to know every record")
-        wait_until(lambda: resume_points_written(herd, "Charlie", ("Alpha", "Bravo")), 10,
+        wait_until(resume_points_written(herd, "Charlie", ("Alpha", "Bravo")), 15,
                    "Charlie's resume points after its last record")
         assert herd.kill("Charlie", signal.SIGTERM) == 0, herd.output("Charlie")
         fill(herd, "Bravo", "new", NEW)
@@ -128,6 +142,34 @@ def server_without_its_state_dir_gets_everything(server):
         herd.stop()
 
 
+def whatsat_waits_for_a_catch_up_in_progress(server):
+    """A WHATSAT for a client the server does not know, while a neighbor's catch-up has not
+    reached its SYNCED, waits for it: the record that the catch-up brings is the answer."""
+    herd = Herd(server, links={"Alpha": ["Zulu"], "Zulu": []}).start("Zulu")
+    link = client = None
+    try:
+        link = socket.create_connection(("127.0.0.1", herd.peer_ports["Zulu"]), timeout=5)
+        link.sendall(b"PEER Alpha\nSINCE - 0\n")  # a neighbor whose catch-up has begun
+        wait_until(lambda: herd.linked("Zulu", "Alpha"), 5, "the link")
+        client = socket.create_connection(("127.0.0.1", herd.ports["Zulu"]), timeout=5)
+        client.sendall(b"WHATSAT caught.example 1 1\n")
+        wait_until(lambda: "WHATSAT caught.example" in herd.log("Zulu"), 5, "the WHATSAT read")
+        link.sendall(f"AT Alpha +0.000000000 caught.example +1+1 {now()}\nSYNCED 00000000000000aa 1\n".encode())
+        reply = client.makefile("rb").readline().decode()
+        # Without the wait: "? WHATSAT caught.example 1 1", at once.
+        assert reply.startswith("AT Alpha +0.000000000 caught.example "), reply
+        wait_until(lambda: "peer Alpha - catch-up received: 1 records (1 changed the store)" in herd.log("Zulu"), 5,
+                   "the catch-up's log line")
+        # Once the catch-up is done, an unknown client is answered at once.
+        unknown = herd.send("Zulu", "WHATSAT unknown.example 1 1")
+        assert unknown == "? WHATSAT unknown.example 1 1\n", unknown
+    finally:
+        for s in (link, client):
+            if s:
+                s.close()
+        herd.stop()
+
+
 if __name__ == "__main__":
     server = binary_arg("server")
     tap = Tap()
@@ -136,4 +178,6 @@ if __name__ == "__main__":
     tap.run("a flapping link resends only what changed", flapping_link_resends_only_what_changed, server)
     tap.run("a server whose state dir was removed gets everything",
             server_without_its_state_dir_gets_everything, server)
+    tap.run("a WHATSAT for an unknown client waits for a catch-up in progress",
+            whatsat_waits_for_a_catch_up_in_progress, server)
     tap.finish()
