@@ -71,6 +71,8 @@ class Connection {
   std::size_t unsent() const { return outbox_.size() + sending_.size(); }
 
   void wake_reader() { wake_reader_.notify(); }
+  // The writer asks the handler to refill() again (output made lazily is ready).
+  void wake_writer() { wake_writer_.notify(); }
   // From received(): reads no more; what is owed is still written, then the connection closes.
   void finish_reading();
   // From elsewhere (the server stops): what the other side sent so far is still read and
@@ -154,6 +156,9 @@ class AnyConnection {
   }
   void preload(std::string_view bytes) {
     with([bytes](auto& c) { c.preload(bytes); });
+  }
+  void wake_writer() {
+    with([](auto& c) { c.wake_writer(); });
   }
   void wake_reader() {
     with([](auto& c) { c.wake_reader(); });

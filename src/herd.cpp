@@ -1,6 +1,7 @@
 #include "herd.hpp"
 
 #include <algorithm>
+#include <random>
 
 #include <fmt/format.h>
 
@@ -17,6 +18,17 @@ constexpr auto confirmation_wait = 1s;
 constexpr Confirmations::Patience patience{500ms, 250ms, 1s};
 // A WHATSAT for a client not known while the store loads waits at most this long for it.
 constexpr auto held_wait = 1s;
+// A restarted server numbers its changes from this far past the last number in its file: a
+// crash may have lost the last lines, whose numbers a neighbor may hold, and no server makes
+// this many changes between its last line on disk and a crash.
+constexpr std::uint64_t restart_gap = std::uint64_t(1) << 32;
+
+std::uint64_t random_epoch() {
+  std::random_device random;
+  std::uint64_t epoch = 0;
+  while (epoch == 0) epoch = std::uint64_t(random()) << 32 | random();
+  return epoch;
+}
 }  // namespace
 
 Herd::Herd(asio::io_context& io, const Config& config, const ServerConfig& self, Log& log,
@@ -26,11 +38,13 @@ Herd::Herd(asio::io_context& io, const Config& config, const ServerConfig& self,
       log_(log),
       tls_(tls),
       strand_(asio::make_strand(io)),
+      resume_points_(self.neighbors.size()),
       confirmations_(self.neighbors.size(), patience),
       lagging_(self.neighbors.size(), false),
       deadline_timer_(strand_),
       loaded_signal_(strand_, asio::steady_timer::time_point::max()) {
   if (config.store.enabled()) open_store_file(config.store);
+  epoch_ = file_ ? file_->epoch() : random_epoch();
   PeerHost& host = *this;
   for (const auto& name : self.neighbors) {
     const auto& neighbor = config.server(name);
@@ -69,6 +83,7 @@ void Herd::add_link(const ServerConfig& neighbor) {
   auto link = std::make_shared<PeerLink>(host, strand_, confirmations_.add_link(), neighbor,
                                          self_.name < neighbor.name);
   lagging_.push_back(false);
+  resume_points_.emplace_back();
   auto at = std::find_if(links_.begin(), links_.end(),
                          [&](const auto& l) { return l->name() > neighbor.name; });
   links_.insert(at, link);
@@ -95,15 +110,27 @@ void Herd::open_store_file(const StoreConfig& config) {
 void Herd::load_store_file() {
   auto started = std::chrono::steady_clock::now();
   auto records = std::make_unique<Store>();
-  std::size_t count = 0;
+  ResumePoints resume_points;
+  std::size_t count = 0;  // records, not resume points
   struct Abandoned {};
   try {
-    count = file_->load([this, &records](std::string_view line) {
+    file_->load([&](std::string_view payload) {
       if (stop_loading_.load(std::memory_order_relaxed)) throw Abandoned{};
-      auto message = parse_peer_line(line);
+      auto stored = parse_stored(payload);
+      if (auto point = std::get_if<StoredResumePoint>(&stored)) {
+        resume_points[std::string(point->neighbor)] = {point->epoch, point->seq};  // the last wins
+        return true;
+      }
+      auto record = std::get_if<StoredRecord>(&stored);
+      if (!record) return false;
+      auto message = parse_peer_line(record->at_line);
       auto at = std::get_if<At>(&message);
-      if (at) records->apply(location_of(*at));
-      return at != nullptr;
+      if (!at) return false;
+      auto location = location_of(*at);
+      location.changed = record->changed;
+      records->restore(std::move(location));
+      ++count;
+      return true;
     });
   } catch (const Abandoned&) {
     return;  // the server stops: what it appended meanwhile is written all the same
@@ -116,26 +143,38 @@ void Herd::load_store_file() {
   }
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started);
-  asio::post(strand_, [this, records = std::move(records), count, took]() mutable {
-    loaded(std::move(records), count, took);
+  asio::post(strand_, [this, records = std::move(records), resume_points = std::move(resume_points),
+                        count, took]() mutable {
+    loaded(std::move(records), std::move(resume_points), count, took);
   });
 }
 
-void Herd::loaded(std::unique_ptr<Store> records, std::size_t count,
+void Herd::loaded(std::unique_ptr<Store> records, ResumePoints resume_points, std::size_t count,
                   std::chrono::milliseconds took) {
   auto told = store_.size();
-  store_.merge_into(*records);
+  if (!file_->new_epoch()) records->skip_changes_to(records->changes() + restart_gap);
+  // What clients told meanwhile is numbered after the file's changes, and written again with
+  // its number: a catch-up to a neighbor that holds the file's changes sends it.
+  store_.merge_into(*records, [this](const Location& record) { persist(record); });
+  for (auto& link : links_)
+    if (auto point = resume_points.find(link->name()); point != resume_points.end())
+      resume_points_[link->number()] = point->second;
   log_.event("store", fmt::format("loaded {} records ({} clients) from {} in {} ms; clients "
-                                  "told meanwhile: {}",
+                                  "told meanwhile: {}; epoch {}, changes from {}",
                                   count, store_.size(), file_->path().string(), took.count(),
-                                  told));
+                                  told, format_epoch(epoch_), store_.changes()));
   loading_ = false;
   loaded_signal_.cancel();
-  release_held(true);
+  release_held(!records_coming());
 }
 
 awaitable<void> Herd::until_loaded() {
   if (loading_) co_await loaded_signal_.async_wait(as_result);
+}
+
+bool Herd::records_coming() const {
+  return loading_ ||
+         std::any_of(links_.begin(), links_.end(), [](const auto& l) { return l->catching_up(); });
 }
 
 bool Herd::missed_lookup(const std::vector<StoreOp>& ops) {
@@ -210,6 +249,19 @@ void Herd::join(std::uint64_t client, std::weak_ptr<ConfirmationListener> listen
 
 void Herd::leave(std::uint64_t client) {
   asio::dispatch(strand_, [this, client] { clients_.erase(client); });
+}
+
+PeerSince Herd::resume_point(const PeerLink& link) const {
+  const auto& point = resume_points_[link.number()];
+  return {point.epoch, point.seq};
+}
+
+void Herd::synced(PeerLink& link, PeerSynced marker) {
+  auto& point = resume_points_[link.number()];
+  if (point.epoch == marker.epoch && point.seq == marker.seq) return;
+  point = {marker.epoch, marker.seq};
+  if (file_) file_->append_resume_point(link.name(), marker.epoch, marker.seq);
+  if (!held_.empty() && !records_coming()) release_held(true);
 }
 
 PeerLink* Herd::link_named(std::string_view server) const {
@@ -303,6 +355,7 @@ void Herd::acknowledged(PeerLink& link, std::uint64_t first, std::uint64_t last)
 
 void Herd::link_down(PeerLink& link) {
   confirmations_.link_down(link.number(), confirmed_);
+  if (!held_.empty() && !records_coming()) release_held(true);
   deliver();
 }
 
@@ -319,8 +372,11 @@ awaitable<HerdSnapshot> Herd::gather_snapshot() {
   s.loading = loading_;
   s.records = store_.size();
   s.clients = clients_.size();
-  for (const auto& link : links_)
-    s.links.push_back({link->name(), link->up(), link->catch_up_records_sent()});
+  for (const auto& link : links_) {
+    const auto& totals = link->catch_up_totals();
+    s.links.push_back({link->name(), link->up(), totals.records_sent, totals.bytes_sent,
+                       totals.records_received, totals.bytes_received});
+  }
   s.puts_sent = puts_sent_;
   s.acks_received = acks_received_;
   s.ack_latency = confirmations_.ack_latency();
@@ -370,7 +426,7 @@ void Herd::hand_out(std::vector<Confirmations::Waiter>& confirmed) {
 
 void Herd::persist(const Location& record) {
   if (!file_) return;
-  file_->append(record.at_line);
+  file_->append(record.changed, record.at_line);
   if (!compacting_ && !loading_ && file_too_large()) {
     compacting_ = true;
     asio::co_spawn(strand_, compact(), asio::detached);
@@ -407,13 +463,18 @@ awaitable<void> Herd::compact() {
     auto records = store_.size();
     std::string chunk;
     for (std::size_t i = 0; i < records; ++i) {
-      append_record(chunk, store_.at(i).at_line);
+      append_record(chunk, store_.at(i).changed, store_.at(i).at_line);
       if (chunk.size() >= (1 << 20)) {
         file_->rewrite(std::move(chunk));
         chunk = {};
         co_await asio::post(strand_, asio::use_awaitable);
       }
     }
+    // The resume points come after every record: the new file is synced whole before it is
+    // used, so none can claim records it lacks.
+    for (auto& link : links_)
+      if (auto point = resume_points_[link->number()]; point.epoch != 0)
+        append_resume_point(chunk, link->name(), point.epoch, point.seq);
     file_->rewrite(std::move(chunk));
     file_->end_rewrite();
     while (file_->rewriting()) {

@@ -56,7 +56,8 @@ class Herd : private PeerHost {
 
   // Starts dialing the neighbors, and loading the store's file on a thread of its own. Until
   // it is loaded, clients are served (a WHATSAT for a client not yet known waits for the load,
-  // at most a second) and links wait before their catch-up, which sends the whole store.
+  // at most a second, as it does for the links' incoming catch-ups) and links wait before
+  // their catch-up.
   void start();
   void stop();   // closes every link and stops every client session
 
@@ -78,7 +79,7 @@ class Herd : private PeerHost {
   void submit(std::vector<StoreOp>& ops, std::uint64_t client, const Executor& caller, Done done) {
     asio::dispatch(strand_, [this, &ops, client, caller, done = std::move(done)]() mutable {
       apply(ops, client);
-      if (loading_ && missed_lookup(ops))
+      if (records_coming() && missed_lookup(ops))
         hold(ops, [caller, done = std::move(done)]() mutable {
           asio::dispatch(caller, std::move(done));
         });
@@ -126,10 +127,20 @@ class Herd : private PeerHost {
   // The store on disk: what changed the store is appended; with fsync "always", replies wait
   // until their records are synced as they wait for the neighbors' acknowledgements.
   void open_store_file(const StoreConfig& config);
+  // What the store learned of a neighbor's changes (its epoch and number): a catch-up asks
+  // it for what changed since.
+  struct ResumePoint {
+    std::uint64_t epoch = 0, seq = 0;
+  };
+  using ResumePoints = std::unordered_map<std::string, ResumePoint>;
   void load_store_file();  // on loader_
-  void loaded(std::unique_ptr<Store> records, std::size_t count, std::chrono::milliseconds took);
-  // Batches with a WHATSAT for a client the store does not hold yet, while it loads: looked
-  // up again once it is loaded, or answered as they are after held_wait.
+  void loaded(std::unique_ptr<Store> records, ResumePoints resume_points, std::size_t count,
+              std::chrono::milliseconds took);
+  // Whether records the store lacks may be on their way: the file loads, or a link's incoming
+  // catch-up has not reached its first SYNCED.
+  bool records_coming() const;
+  // Batches with a WHATSAT for a client the store does not hold yet, while records are coming:
+  // looked up again once none are, or answered as they are after held_wait.
   struct Held {
     std::vector<StoreOp>* ops;
     std::function<void()> resume;
@@ -154,6 +165,9 @@ class Herd : private PeerHost {
   asio::ssl::context* peer_tls() override { return tls_; }
   PeerLink* link_named(std::string_view server) const;
   const Store& store() const override { return store_; }
+  std::uint64_t epoch() const override { return epoch_; }
+  PeerSince resume_point(const PeerLink& link) const override;
+  void synced(PeerLink& link, PeerSynced marker) override;
   std::uint64_t new_owner() override { return next_link_owner_++; }
   void link_down(PeerLink& link) override;
   bool received(PeerLink& link, Location record, std::optional<std::uint64_t> put_id,
@@ -169,6 +183,8 @@ class Herd : private PeerHost {
   asio::ssl::context* tls_;
   CoreStrand strand_;
   Store store_;
+  std::uint64_t epoch_ = 0;
+  std::vector<ResumePoint> resume_points_;  // by link number
   // The current neighbors' links, by name. A link's number (its slot in confirmations_ and
   // lagging_) stays its own after a reload removed it, until its last event is handled.
   std::vector<std::shared_ptr<PeerLink>> links_;

@@ -119,10 +119,14 @@ std::string render_metrics(const MetricsSnapshot& s) {
   out.gauge("herd_clients_connected", "Client connections open.", double(s.herd.clients));
   out.gauge("herd_records_stored", "Client location records in this server's store.",
             double(s.herd.records));
-  std::vector<std::pair<std::string, double>> up, catch_up;
+  std::vector<std::pair<std::string, double>> up, catch_up, catch_up_bytes, caught_up,
+      caught_up_bytes;
   for (const auto& link : s.herd.links) {
     up.emplace_back(link.neighbor, link.up ? 1 : 0);
     catch_up.emplace_back(link.neighbor, double(link.catch_up_records_sent));
+    catch_up_bytes.emplace_back(link.neighbor, double(link.catch_up_bytes_sent));
+    caught_up.emplace_back(link.neighbor, double(link.catch_up_records_received));
+    caught_up_bytes.emplace_back(link.neighbor, double(link.catch_up_bytes_received));
   }
   out.labeled("gauge", "herd_link_up", "Whether the link to each neighbor is up (1) or down (0).",
               "neighbor", up);
@@ -135,6 +139,13 @@ std::string render_metrics(const MetricsSnapshot& s) {
   out.labeled("counter", "herd_catch_up_records_sent_total",
               "Records sent to each neighbor in catch-ups when its link came up.", "neighbor",
               catch_up);
+  out.labeled("counter", "herd_catch_up_bytes_sent_total",
+              "Bytes of records sent to each neighbor in catch-ups.", "neighbor", catch_up_bytes);
+  out.labeled("counter", "herd_catch_up_records_received_total",
+              "Records received from each neighbor in its catch-ups.", "neighbor", caught_up);
+  out.labeled("counter", "herd_catch_up_bytes_received_total",
+              "Bytes received from each neighbor in its catch-ups, up to its SYNCED line.",
+              "neighbor", caught_up_bytes);
   std::vector<std::pair<std::string, double>> lookups;
   for (const auto& [status, n] : s.places_by_status) lookups.emplace_back(status, double(n));
   out.labeled("counter", "herd_places_lookups_total",

@@ -57,7 +57,9 @@ class PlacesCounters {
 struct LinkState {
   std::string neighbor;
   bool up = false;
-  std::uint64_t catch_up_records_sent = 0;
+  // Sent to and received from the neighbor in catch-ups since the server started.
+  std::uint64_t catch_up_records_sent = 0, catch_up_bytes_sent = 0;
+  std::uint64_t catch_up_records_received = 0, catch_up_bytes_received = 0;
 };
 struct HerdSnapshot {
   bool loading = false;  // the store's file is still being read

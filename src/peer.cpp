@@ -76,6 +76,7 @@ class PeerLink::Live : public LineHandler {
         connection(std::move(stream), *this, link.host_.peer_log(),
                    ConnectionOptions{link.who_, send_timeout, false, LogLevel::debug}),
         owner(owner),
+        up_changes(link.host_.store().changes()),
         catch_up_end(link.host_.store().size()) {}
 
   // A line too long for a link is refused whole and the link goes on: closing it would only
@@ -85,6 +86,7 @@ class PeerLink::Live : public LineHandler {
     auto refused = input.refused();
     while (auto line = input.next_line(max_line_bytes)) {
       traffic.in.bytes += line->size() + 1;
+      if (!synced_in) catch_up_in.bytes += line->size() + 1;
       log.received(link.who_, *line, at, LogLevel::debug);
       link.handle(*this, *line, at);
     }
@@ -98,26 +100,72 @@ class PeerLink::Live : public LineHandler {
     link.host_.handled_batch();
   }
 
+  // The neighbor said what it holds: the catch-up sends the records changed since, of those
+  // this server held when the link came up. What changed later went out live on the link.
+  void start_catch_up(PeerSince since) {
+    const auto& store = link.host_.store();
+    send_after = catch_up_after_since(since);
+    catch_up_started = LinkTraffic::Clock::now();
+    sending_catch_up = true;
+    link.host_.peer_log().event(
+        link.who_,
+        send_after == 0
+            ? fmt::format("catch-up: sending all {} records (it said {})", catch_up_end,
+                          format_since(since))
+            : fmt::format("catch-up: sending the records changed after {} of {} (it said {})",
+                          send_after, store.changes(), format_since(since)));
+    connection.wake_writer();  // which refills: a chunk at a time, as the socket takes them
+  }
+
+  std::uint64_t catch_up_after_since(PeerSince since) const {
+    return catch_up_after(since, link.host_.epoch(), link.host_.store().changes());
+  }
+
   // Sends the records the neighbor may not have, a chunk at a time, so that floods
-  // interleave with them.
+  // interleave with them; then SYNCED.
   void refill(std::string& outbox) override {
-    if (catch_up_next == catch_up_end || outbox.size() >= catch_up_chunk) return;
+    if (!sending_catch_up || outbox.size() >= catch_up_chunk) return;
     const auto& store = link.host_.store();
     auto before = outbox.size();
-    auto first = catch_up_next;
-    while (catch_up_next < catch_up_end && outbox.size() < catch_up_chunk)
-      outbox.append(store.at(catch_up_next++).at_line).push_back('\n');
-    traffic.out.records += catch_up_next - first;
-    link.catch_up_records_sent_ += catch_up_next - first;
-    traffic.out.bytes += outbox.size() - before;
-    catch_up_bytes += outbox.size() - before;
-    if (catch_up_next == catch_up_end) {
-      std::chrono::duration<double> took = LinkTraffic::Clock::now() - catch_up_started;
-      link.host_.peer_log().event(
-          link.who_, fmt::format("catch-up sent: {} records, {} bytes in {:.1f} s", catch_up_end,
-                                 catch_up_bytes, took.count()));
+    std::uint64_t records = 0;
+    while (catch_up_next < catch_up_end && outbox.size() < catch_up_chunk) {
+      const auto& record = store.at(catch_up_next++);
+      if (record.changed <= send_after || record.changed > up_changes) continue;
+      outbox.append(record.at_line).push_back('\n');
+      ++records;
     }
+    auto bytes = outbox.size() - before;
+    traffic.out.records += records;
+    traffic.out.bytes += bytes;
+    catch_up_out.records += records;
+    catch_up_out.bytes += bytes;
+    link.catch_up_totals_.records_sent += records;
+    link.catch_up_totals_.bytes_sent += bytes;
+    if (catch_up_next < catch_up_end) return;
+    sending_catch_up = false;
+    send_synced(outbox);
+    std::chrono::duration<double> took = LinkTraffic::Clock::now() - catch_up_started;
+    link.host_.peer_log().event(
+        link.who_, fmt::format("catch-up sent: {} records, {} bytes in {:.1f} s",
+                               catch_up_out.records, catch_up_out.bytes, took.count()));
   }
+
+  // Every change this server numbered so far has been queued on the link, or came from it.
+  void send_synced(std::string& outbox) {
+    synced_out = link.host_.store().changes();
+    auto before = outbox.size();
+    outbox.append(format_synced({link.host_.epoch(), synced_out})).push_back('\n');
+    traffic.out.bytes += outbox.size() - before;
+  }
+
+  // After the catch-up, a SYNCED whenever changes went out since the last one.
+  void send_synced_if_changed() {
+    if (!caught_up_out() || link.host_.store().changes() == synced_out) return;
+    send_synced(outbox());
+    connection.flush();
+  }
+
+  bool caught_up_out() const { return asked && !sending_catch_up; }
 
   // Queues a line; a neighbor that lets 64 MiB pile up is not reading, and loses its link.
   std::string& outbox() {
@@ -126,13 +174,27 @@ class PeerLink::Live : public LineHandler {
     return connection.outbox();
   }
 
+  struct Count {
+    std::uint64_t records = 0, changed = 0, bytes = 0;
+  };
+
   PeerLink& link;
   AnyConnection connection;
   std::uint64_t owner;
   std::vector<std::uint64_t> to_acknowledge;
+  // Sending: what the store held when the link came up, and what the neighbor has of it.
+  std::uint64_t up_changes;
   std::size_t catch_up_next = 0, catch_up_end;
-  std::uint64_t catch_up_bytes = 0;
+  std::uint64_t send_after = 0;  // the number its SINCE holds, or 0: everything
+  bool asked = false;             // its SINCE came
+  bool sending_catch_up = false;  // between its SINCE and our first SYNCED
+  std::uint64_t synced_out = 0;   // the last SYNCED sent
+  Count catch_up_out;
   LinkTraffic::Clock::time_point catch_up_started = LinkTraffic::Clock::now();
+  // Receiving: the neighbor's catch-up, until its first SYNCED.
+  bool synced_in = false;
+  Count catch_up_in;
+  LinkTraffic::Clock::time_point up_at = LinkTraffic::Clock::now();
   LinkTraffic traffic{LinkTraffic::Clock::now()};
 };
 
@@ -223,33 +285,69 @@ void PeerLink::flush() {
   live_->connection.flush();
 }
 
+bool PeerLink::catching_up() const {
+  return live_ && !live_->synced_in;
+}
+
 void PeerLink::handle(Live& live, std::string_view line, Timestamp read_at) {
   auto message = parse_peer_line(line);
-  auto put = std::get_if<PeerPut>(&message);
-  auto at = put ? &put->at : std::get_if<At>(&message);
-  if (at) {
-    ++live.traffic.in.records;
-    live.traffic.in.puts += put != nullptr;
-    auto record = location_of(*at);
-    std::optional<std::uint64_t> put_id;
-    if (put) put_id = put->id;
-    if (record.at_line.size() <= max_at_line_bytes) {
-      live.traffic.changed += host_.received(*this, std::move(record), put_id, read_at);
-      return;
-    }
-    // Stored, it could never be sent on: every catch-up that carried it would fail.
-    ++live.traffic.refused;
-    host_.peer_log().warning(who_, fmt::format("refused a record longer than {} bytes: {}",
-                                               max_at_line_bytes, excerpt(line)));
-    if (put_id) confirm(*put_id);  // the neighbor need not wait for what will never be stored
+  if (std::holds_alternative<At>(message) || std::holds_alternative<PeerPut>(message)) {
+    handle_record(live, message, line, read_at);
   } else if (auto ack = std::get_if<PeerAck>(&message)) {
     ++live.traffic.in.acks;
     host_.acknowledged(*this, ack->first, ack->last);
+  } else if (auto since = std::get_if<PeerSince>(&message); since && !live.asked) {
+    live.asked = true;
+    live.start_catch_up(*since);
+  } else if (auto marker = std::get_if<PeerSynced>(&message)) {
+    synced(live, *marker);
   } else {
     ++live.traffic.refused;
     host_.peer_log().warning(
-        who_, fmt::format("ignored a line that is not a peer message: {}", excerpt(line)));
+        who_, fmt::format("ignored a line that is not a peer message{}: {}",
+                          std::holds_alternative<PeerSince>(message) ? " here (a second SINCE)" : "",
+                          excerpt(line)));
   }
+}
+
+void PeerLink::handle_record(Live& live, const PeerMessage& message, std::string_view line,
+                             Timestamp read_at) {
+  auto put = std::get_if<PeerPut>(&message);
+  auto at = put ? &put->at : std::get_if<At>(&message);
+  ++live.traffic.in.records;
+  live.traffic.in.puts += put != nullptr;
+  if (!live.synced_in) ++live.catch_up_in.records;
+  auto record = location_of(*at);
+  std::optional<std::uint64_t> put_id;
+  if (put) put_id = put->id;
+  if (record.at_line.size() <= max_at_line_bytes) {
+    bool changed = host_.received(*this, std::move(record), put_id, read_at);
+    live.traffic.changed += changed;
+    if (!live.synced_in) live.catch_up_in.changed += changed;
+    return;
+  }
+  // Stored, it could never be sent on: every catch-up that carried it would fail.
+  ++live.traffic.refused;
+  host_.peer_log().warning(who_, fmt::format("refused a record longer than {} bytes: {}",
+                                             max_at_line_bytes, excerpt(line)));
+  if (put_id) confirm(*put_id);  // the neighbor need not wait for what will never be stored
+}
+
+// Everything the neighbor sent before the marker is handled: its changes up to the marker's
+// number are here, which the next SINCE on a new connection says.
+void PeerLink::synced(Live& live, PeerSynced marker) {
+  if (!live.synced_in) {
+    live.synced_in = true;  // before the herd hears of it: WHATSATs held for it may go on
+    catch_up_totals_.records_received += live.catch_up_in.records;
+    catch_up_totals_.bytes_received += live.catch_up_in.bytes;
+    std::chrono::duration<double> took = LinkTraffic::Clock::now() - live.up_at;
+    host_.peer_log().event(
+        who_,
+        fmt::format("catch-up received: {} records ({} changed the store), {} bytes in {:.1f} s",
+                    live.catch_up_in.records, live.catch_up_in.changed, live.catch_up_in.bytes,
+                    took.count()));
+  }
+  host_.synced(*this, marker);
 }
 
 // The redialing side dials while the link is down, backing off from 100 ms to 2 s, and each
@@ -395,9 +493,11 @@ awaitable<void> PeerLink::run(Stream stream, std::string buffered, std::string g
   keep_alive(stream.lowest_layer());
   auto live = std::make_shared<Live>(*this, std::move(stream), host_.new_owner());
   live_ = live;
-  host_.peer_log().event(
-      who_, fmt::format("link up; sending {} records to catch up", live->catch_up_end));
+  auto since = host_.resume_point(*this);
+  host_.peer_log().event(who_, fmt::format("link up; {} records here; saying {}",
+                                           live->catch_up_end, format_since(since)));
   live->outbox() = std::move(greeting);
+  live->outbox().append(format_since(since)).push_back('\n');
   live->connection.preload(buffered);
   asio::co_spawn(strand_, watchdog(live), asio::detached);
   auto why = co_await live->connection.run();
@@ -414,7 +514,8 @@ awaitable<void> PeerLink::run(Stream stream, std::string buffered, std::string g
 }
 
 // A neighbor that acknowledges nothing for ack_timeout loses its link, and is redialed. Sums
-// up the link's traffic in the log every few seconds.
+// up the link's traffic in the log every few seconds, and tells the neighbor how far it is
+// synced (SYNCED) when changes went out.
 awaitable<void> PeerLink::watchdog(std::shared_ptr<Live> live) {
   auto self = shared_from_this();  // a link a reload removed may end before its watchdog wakes
   asio::steady_timer timer(strand_);
@@ -425,6 +526,7 @@ awaitable<void> PeerLink::watchdog(std::shared_ptr<Live> live) {
     auto oldest = host_.oldest_unacknowledged(*this);
     if (oldest && PeerHost::Clock::now() - *oldest > ack_timeout)
       live->connection.close("no acknowledgement within 3 s");
+    live->send_synced_if_changed();
     report_traffic(*live, false);
   }
 }

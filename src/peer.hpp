@@ -29,6 +29,12 @@ class PeerHost {
   // Mutual TLS with this server's certificate; null when the herd's links are plaintext.
   virtual asio::ssl::context* peer_tls() = 0;
   virtual const Store& store() const = 0;  // what a catch-up sends
+  // The numbering of this server's changes (see Store::changes) in catch-ups.
+  virtual std::uint64_t epoch() const = 0;
+  // What this server holds of the neighbor's changes: what its SINCE says.
+  virtual PeerSince resume_point(const PeerLink& link) const = 0;
+  // The neighbor said SYNCED: everything it sent before is handled.
+  virtual void synced(PeerLink& link, PeerSynced marker) = 0;
   // A number for each new connection, to tell its confirmations from an earlier one's.
   virtual std::uint64_t new_owner() = 0;
   virtual void link_down(PeerLink& link) = 0;
@@ -79,8 +85,13 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   void confirm(std::uint64_t put_id);  // becomes part of an ACK range at the next flush
   void flush();
 
-  // Records sent in catch-ups since the server started.
-  std::uint64_t catch_up_records_sent() const { return catch_up_records_sent_; }
+  // Sent and received in catch-ups since the server started.
+  struct CatchUpTotals {
+    std::uint64_t records_sent = 0, bytes_sent = 0, records_received = 0, bytes_received = 0;
+  };
+  const CatchUpTotals& catch_up_totals() const { return catch_up_totals_; }
+  // Whether the link is up and the neighbor's catch-up has not reached its first SYNCED.
+  bool catching_up() const;
 
  private:
   class Live;
@@ -97,6 +108,9 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   awaitable<void> run(Stream stream, std::string buffered, std::string greeting);
   awaitable<void> watchdog(std::shared_ptr<Live> live);
   void handle(Live& live, std::string_view line, Timestamp at);
+  void handle_record(Live& live, const PeerMessage& message, std::string_view line,
+                     Timestamp read_at);
+  void synced(Live& live, PeerSynced marker);
   // Logs what crossed the link since the last summary: every few seconds, or with `final` now.
   void report_traffic(Live& live, bool final);
 
@@ -111,7 +125,7 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   std::shared_ptr<Live> live_;
   asio::steady_timer retry_;
   Signal went_down_;  // the link went down (or the server stops): a redialer wakes
-  std::uint64_t catch_up_records_sent_ = 0;
+  CatchUpTotals catch_up_totals_;
 };
 
 }  // namespace herd

@@ -242,7 +242,46 @@ PeerMessage parse_peer_line(std::string_view line) {
     auto last = dash == std::string_view::npos ? first : parse_id(f[1].substr(dash + 1));
     if (first && last && *first <= *last) return PeerAck{*first, *last};
   }
+  if ((f[0] == "SINCE" || f[0] == "SYNCED") && f.size() == 3) {
+    auto epoch = parse_epoch(f[1]);
+    auto seq = parse_id(f[2]);
+    if (!epoch || !seq || (*epoch == 0 && *seq != 0)) return Invalid{};
+    if (f[0] == "SINCE") return PeerSince{*epoch, *seq};
+    if (*epoch != 0) return PeerSynced{*epoch, *seq};
+  }
   return Invalid{};
+}
+
+std::string format_epoch(std::uint64_t epoch) {
+  return epoch == 0 ? std::string("-") : fmt::format("{:016x}", epoch);
+}
+
+std::optional<std::uint64_t> parse_epoch(std::string_view text) {
+  if (text == "-") return 0;
+  if (text.size() != 16) return std::nullopt;
+  std::uint64_t epoch = 0;
+  for (char c : text) {
+    if (is_digit(c))
+      epoch = epoch << 4 | static_cast<std::uint64_t>(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      epoch = epoch << 4 | static_cast<std::uint64_t>(c - 'a' + 10);
+    else
+      return std::nullopt;
+  }
+  if (epoch == 0) return std::nullopt;  // only "-" says none
+  return epoch;
+}
+
+std::string format_since(PeerSince since) {
+  return fmt::format("SINCE {} {}", format_epoch(since.epoch), since.seq);
+}
+
+std::string format_synced(PeerSynced synced) {
+  return fmt::format("SYNCED {} {}", format_epoch(synced.epoch), synced.seq);
+}
+
+std::uint64_t catch_up_after(PeerSince since, std::uint64_t epoch, std::uint64_t changes) {
+  return since.epoch == epoch && epoch != 0 && since.seq <= changes ? since.seq : 0;
 }
 
 bool too_far_ahead(Timestamp time, Timestamp now, std::int64_t max_ahead_ms) {

@@ -93,10 +93,19 @@ struct PeerAck {  // ACK <id> or ACK <first>-<last>: the PUTs with those ids are
   std::uint64_t first = 0, last = 0;
 };
 
+// A server's changes are numbered 1, 2, 3, ... within its epoch (a random 64-bit number,
+// never 0, written as 16 lowercase hex digits; "-" for none): see docs/protocol.md, Catch-up.
+struct PeerSince {  // SINCE <epoch> <seq>: the receiver holds the sender's changes up to <seq>
+  std::uint64_t epoch = 0, seq = 0;
+};
+struct PeerSynced {  // SYNCED <epoch> <seq>: every change up to <seq> came before this line
+  std::uint64_t epoch = 0, seq = 0;
+};
+
 struct Invalid {};
 
 using ClientCommand = std::variant<Invalid, Iamat, Whatsat>;
-using PeerMessage = std::variant<Invalid, At, PeerPut, PeerAck>;
+using PeerMessage = std::variant<Invalid, At, PeerPut, PeerAck, PeerSince, PeerSynced>;
 
 // What a client connection may send.
 ClientCommand parse_client_line(std::string_view line);
@@ -106,6 +115,19 @@ std::optional<std::string_view> parse_peer_hello(std::string_view line);
 
 // What a neighbor sends after the handshake.
 PeerMessage parse_peer_line(std::string_view line);
+
+// An epoch as 16 lowercase hex digits, or "-" for 0 (none); parse_epoch is the inverse.
+std::string format_epoch(std::uint64_t epoch);
+std::optional<std::uint64_t> parse_epoch(std::string_view text);
+// "SINCE <epoch> <seq>" and "SYNCED <epoch> <seq>" (no newline).
+std::string format_since(PeerSince since);
+std::string format_synced(PeerSynced synced);
+
+// What a catch-up sends a neighbor that said `since`: the records this server changed after
+// the seq returned (0: every record). Its changes are known by number only within its own
+// `epoch`, and only up to `changes` (the last number it gave): for another epoch, or a number
+// it never reached (a copied state dir, say), it sends everything.
+std::uint64_t catch_up_after(PeerSince since, std::uint64_t epoch, std::uint64_t changes);
 
 // "ACK 7" or "ACK 3-9" (no newline).
 std::string format_ack(std::uint64_t first, std::uint64_t last);

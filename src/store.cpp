@@ -73,13 +73,37 @@ Store::Applied Store::apply(Location candidate, std::uint32_t hash) {
     if (!supersedes(candidate, current)) return {Outcome::unchanged, current};
     at_line_bytes_ += candidate.at_line.size() - current.at_line.size();  // modulo 2^64
     current = std::move(candidate);
+    current.changed = ++changes_;
     return {Outcome::replaced, current};
   }
+  candidate.changed = ++changes_;
   *slot = {hash, static_cast<std::uint32_t>(records_.size())};
   at_line_bytes_ += candidate.at_line.size();
   records_.push_back(std::move(candidate));
   if (records_.size() * 2 > slots_.size()) grow();
   return {Outcome::inserted, records_.back()};
+}
+
+void Store::restore(Location candidate) {
+  auto changed = candidate.changed;
+  changes_ = std::max(changes_, changed);
+  auto client = candidate.client();
+  auto hash = hash_of(client);
+  Slot* slot = slot_for(client, hash);
+  if (slot->record != empty) {
+    Location& current = records_[slot->record];
+    if (supersedes(candidate, current)) {
+      at_line_bytes_ += candidate.at_line.size() - current.at_line.size();  // modulo 2^64
+      current = std::move(candidate);
+    } else if (candidate.at_line == current.at_line) {
+      current.changed = std::max(current.changed, changed);
+    }
+    return;
+  }
+  *slot = {hash, static_cast<std::uint32_t>(records_.size())};
+  at_line_bytes_ += candidate.at_line.size();
+  records_.push_back(std::move(candidate));
+  if (records_.size() * 2 > slots_.size()) grow();
 }
 
 void Store::prefetch_from_anywhere(std::uint32_t hash) const {
@@ -100,11 +124,15 @@ const Location* Store::find(std::string_view client, std::uint32_t hash) const {
   return slot->record == empty ? nullptr : &records_[slot->record];
 }
 
-void Store::merge_into(Store& other) {
-  for (auto& record : records_) other.apply(std::move(record));
+void Store::merge_into(Store& other, const std::function<void(const Location&)>& kept) {
+  for (auto& record : records_) {
+    auto [outcome, stored] = other.apply(std::move(record));
+    if (outcome != Outcome::unchanged && kept) kept(stored);
+  }
   slots_.swap(other.slots_);
   records_.swap(other.records_);
   std::swap(at_line_bytes_, other.at_line_bytes_);
+  std::swap(changes_, other.changes_);
   publish_table();
   other.publish_table();
 }

@@ -2,9 +2,11 @@
 // the server touches it only from one strand, but for prefetch_from_anywhere().
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +19,9 @@ struct Location {
   std::string at_line;  // "AT <origin> <diff> <client> <coords> <time>", exactly as first told
   Timestamp client_time;
   std::uint32_t client_at = 0, client_size = 0;  // where the client's name is in at_line
+  // The number of the change that stored it on this server: its catch-ups send the records
+  // changed after the number a neighbor says it holds (docs/protocol.md, Catch-up).
+  std::uint64_t changed = 0;
 
   std::string_view client() const {
     return std::string_view(at_line).substr(client_at, client_size);
@@ -45,9 +50,16 @@ class Store {
   // The hash that places a client; callers that prefetch compute it once and pass it on.
   static std::uint32_t hash_of(std::string_view client);
 
-  // Keeps `candidate` when it is new or supersedes what is held.
+  // Keeps `candidate` when it is new or supersedes what is held, numbering the change: the
+  // record's `changed` becomes changes() + 1, and so does changes().
   Applied apply(Location candidate);
   Applied apply(Location candidate, std::uint32_t hash);
+  // A record read back from the file, with the number it was stored with; the same record
+  // read twice keeps the greater number. changes() becomes at least that number.
+  void restore(Location candidate);
+  std::uint64_t changes() const { return changes_; }
+  // The next change is numbered after `last` at least.
+  void skip_changes_to(std::uint64_t last) { changes_ = std::max(changes_, last); }
 
   const Location* find(std::string_view client) const { return find(client, hash_of(client)); }
   const Location* find(std::string_view client, std::uint32_t hash) const;
@@ -59,8 +71,9 @@ class Store {
   void prefetch_from_anywhere(std::uint32_t hash) const;
 
   // Moves every record of this store into `other` (kept where it supersedes what `other`
-  // holds), then takes `other`'s records as its own.
-  void merge_into(Store& other);
+  // holds, numbered as a change of `other`'s, and handed to `kept`), then takes `other`'s
+  // records and change numbers as its own.
+  void merge_into(Store& other, const std::function<void(const Location&)>& kept = {});
 
   // Records in insertion order; indices are stable, so a catch-up can walk them in steps.
   std::size_t size() const { return records_.size(); }
@@ -89,6 +102,7 @@ class Store {
   std::atomic<std::size_t> table_mask_{slots_.size() - 1};
   std::deque<Location> records_;
   std::size_t at_line_bytes_ = 0;
+  std::uint64_t changes_ = 0;
 };
 
 }  // namespace herd

@@ -8,10 +8,15 @@
 
 #include <cerrno>
 #include <algorithm>
+#include <charconv>
 #include <cstring>
+#include <fstream>
+#include <random>
 #include <stdexcept>
 
 #include <fmt/format.h>
+
+#include "protocol.hpp"
 
 namespace herd {
 namespace {
@@ -21,9 +26,27 @@ using namespace std::chrono_literals;
 constexpr auto gather_time = 10ms;           // without fsync "always": appends per write
 constexpr std::size_t gather_bytes = 1 << 20;  // ... unless this many are waiting
 
-std::uint32_t crc_of(std::string_view text) {
+std::uint32_t crc_of(std::string_view text, std::uint32_t crc = 0) {
   return static_cast<std::uint32_t>(
-      crc32(0, reinterpret_cast<const Bytef*>(text.data()), static_cast<uInt>(text.size())));
+      crc32(crc, reinterpret_cast<const Bytef*>(text.data()), static_cast<uInt>(text.size())));
+}
+
+// "cccccccc " for the CRC-32 of the payload, then the payload's parts and a newline.
+void append_line(std::string& out, std::string_view head, std::string_view rest) {
+  // By hand rather than through fmt: it runs on the herd's strand for every record.
+  char prefix[9];
+  auto crc = crc_of(rest, crc_of(head));
+  for (int i = 7; i >= 0; --i, crc >>= 4) prefix[i] = "0123456789abcdef"[crc & 0xf];
+  prefix[8] = ' ';
+  out.append(prefix, sizeof prefix).append(head).append(rest).push_back('\n');
+}
+
+std::optional<std::uint64_t> parse_number(std::string_view text) {
+  std::uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || text[0] == '+' || ec != std::errc() || end != text.data() + text.size())
+    return std::nullopt;
+  return value;
 }
 
 std::optional<std::uint32_t> parse_hex8(std::string_view text) {
@@ -43,9 +66,10 @@ std::optional<std::uint32_t> parse_hex8(std::string_view text) {
 
 // Why a whole line is not a valid record, or empty when it is one.
 std::string_view problem_of(std::string_view line) {
-  if (line.size() < 10 || line[8] != ' ') return "not a record (expected \"CRC32 AT ...\")";
+  constexpr std::string_view expected = "not a line of the store (expected \"CRC32 PAYLOAD\")";
+  if (line.size() < 10 || line[8] != ' ') return expected;
   auto crc = parse_hex8(line.substr(0, 8));
-  if (!crc) return "not a record (expected \"CRC32 AT ...\")";
+  if (!crc) return expected;
   if (*crc != crc_of(line.substr(9))) return "checksum mismatch";
   return {};
 }
@@ -64,13 +88,34 @@ bool write_all(int fd, std::string_view bytes) {
 
 }  // namespace
 
-void append_record(std::string& out, std::string_view at_line) {
-  // By hand rather than through fmt: it runs on the herd's strand for every record.
-  char prefix[9];
-  auto crc = crc_of(at_line);
-  for (int i = 7; i >= 0; --i, crc >>= 4) prefix[i] = "0123456789abcdef"[crc & 0xf];
-  prefix[8] = ' ';
-  out.append(prefix, sizeof prefix).append(at_line).push_back('\n');
+void append_record(std::string& out, std::uint64_t changed, std::string_view at_line) {
+  char number[21];
+  auto end = std::to_chars(number, number + sizeof number - 1, changed).ptr;
+  *end++ = ' ';
+  append_line(out, std::string_view(number, static_cast<std::size_t>(end - number)), at_line);
+}
+
+void append_resume_point(std::string& out, std::string_view neighbor, std::uint64_t epoch,
+                         std::uint64_t seq) {
+  append_line(out, "", fmt::format("SYNCED {} {} {}", neighbor, format_epoch(epoch), seq));
+}
+
+std::variant<std::monostate, StoredRecord, StoredResumePoint> parse_stored(std::string_view payload) {
+  auto space = payload.find(' ');
+  if (space == std::string_view::npos) return {};
+  auto head = payload.substr(0, space);
+  if (head == "SYNCED") {
+    auto f = split_fields(payload);
+    if (f.size() != 4) return {};
+    auto epoch = parse_epoch(f[2]);
+    auto seq = parse_number(f[3]);
+    if (!epoch || *epoch == 0 || !seq) return {};
+    return StoredResumePoint{f[1], *epoch, *seq};
+  }
+  auto changed = parse_number(head);
+  auto at_line = payload.substr(space + 1);
+  if (!changed || *changed == 0 || !at_line.starts_with("AT ")) return {};
+  return StoredRecord{*changed, at_line};
 }
 
 Scan scan_records(std::string_view bytes, const std::function<bool(std::string_view)>& record) {
@@ -80,7 +125,7 @@ Scan scan_records(std::string_view bytes, const std::function<bool(std::string_v
     auto newline = rest.find('\n');
     auto line = rest.substr(0, newline);
     auto problem = newline == std::string_view::npos ? "no newline at the end" : problem_of(line);
-    if (problem.empty() && !record(line.substr(9))) problem = "not an AT line";
+    if (problem.empty() && !record(line.substr(9))) problem = "not a record or a resume point";
     if (!problem.empty()) {
       bool last = newline == std::string_view::npos || newline + 1 == rest.size();
       scan.end = last ? Scan::End::torn : Scan::End::corrupt;
@@ -117,6 +162,7 @@ StoreFile::StoreFile(const std::filesystem::path& dir, Fsync fsync, Log& log,
     throw std::runtime_error(fmt::format("[store] cannot open {}: {}", path_.string(), errno_text()));
   std::filesystem::remove(rewrite_path_, error);  // a rewrite cut short by a crash
   drop_torn_tail();
+  read_or_make_epoch();
   last_sync_ = std::chrono::steady_clock::now();
   writer_ = std::thread([this] { run(); });
 }
@@ -167,6 +213,43 @@ void StoreFile::drop_torn_tail() {
   file_bytes_ = good;
 }
 
+// An epoch names the numbering of this server's changes: kept while the file is, new when the
+// file starts empty (a neighbor's resume point for an older epoch then brings everything back).
+void StoreFile::read_or_make_epoch() {
+  auto epoch_path = dir_ / "epoch";
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0)
+    throw std::runtime_error(fmt::format("[store] cannot read {}: {}", path_.string(), errno_text()));
+  if (st.st_size > 0) {
+    std::ifstream in(epoch_path);
+    std::string text;
+    in >> text;
+    if (auto epoch = parse_epoch(text); epoch && *epoch != 0) {
+      epoch_ = *epoch;
+      return;
+    }
+    log_.warning("store", fmt::format("{} is missing or not an epoch: starting a new one (the "
+                                      "neighbors send everything once)",
+                                      epoch_path.string()));
+  }
+  std::random_device random;
+  while (epoch_ == 0) epoch_ = std::uint64_t(random()) << 32 | random();
+  new_epoch_ = true;
+  auto temporary = dir_ / "epoch.new";
+  int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  auto text = format_epoch(epoch_) + "\n";
+  bool written = fd >= 0 && write_all(fd, text) && ::fdatasync(fd) == 0;
+  if (fd >= 0) ::close(fd);
+  if (!written || ::rename(temporary.c_str(), epoch_path.c_str()) != 0)
+    throw std::runtime_error(
+        fmt::format("[store] cannot write {}: {}", epoch_path.string(), errno_text()));
+  int dir = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    ::fsync(dir);
+    ::close(dir);
+  }
+}
+
 StoreFile::~StoreFile() {
   if (writer_.joinable()) {
     {
@@ -210,16 +293,29 @@ std::size_t StoreFile::load(const std::function<bool(std::string_view)>& record)
   return scan.records;
 }
 
-std::uint64_t StoreFile::append(std::string_view at_line) {
+std::uint64_t StoreFile::append(std::uint64_t changed, std::string_view at_line) {
+  return append_formatted([&](std::string& out) { append_record(out, changed, at_line); });
+}
+
+std::uint64_t StoreFile::append_resume_point(std::string_view neighbor, std::uint64_t epoch,
+                                             std::uint64_t seq) {
+  return append_formatted(
+      [&](std::string& out) { herd::append_resume_point(out, neighbor, epoch, seq); });
+}
+
+template <typename Format>
+std::uint64_t StoreFile::append_formatted(Format format) {
   bool wake;
+  std::size_t added;
   {
     std::lock_guard lock(mutex_);
     auto before = next_.records.size();
-    append_record(next_.records, at_line);
+    format(next_.records);
+    added = next_.records.size() - before;
     next_.last = ++appended_;
     wake = before == 0 || (before < gather_bytes && next_.records.size() >= gather_bytes);
   }
-  unwritten_bytes_ += record_bytes(at_line);
+  unwritten_bytes_ += added;
   if (wake) wake_.notify_one();
   return appended_;
 }

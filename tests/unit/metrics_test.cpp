@@ -54,7 +54,7 @@ TEST_CASE("what a server renders parses back, sample by sample", "[metrics]") {
   MetricsSnapshot s;
   s.iamat = 7;
   s.herd.records = 5;
-  s.herd.links = {{"Hands", true, 12}, {"Wilkes", false, 0}};
+  s.herd.links = {{"Hands", true, 12, 700, 3, 150}, {"Wilkes", false, 0, 0, 0, 0}};
   s.places_by_status = {{"OK", 2}, {"ZERO_RESULTS", 1}};
   s.uptime = 1.5;
   auto samples = parse_exposition(render_metrics(s));
@@ -63,6 +63,9 @@ TEST_CASE("what a server renders parses back, sample by sample", "[metrics]") {
   CHECK(sample_value(samples, "herd_link_up", "neighbor", "Hands") == 1);
   CHECK(sample_value(samples, "herd_link_up", "neighbor", "Wilkes") == 0);
   CHECK(sample_value(samples, "herd_catch_up_records_sent_total", "neighbor", "Hands") == 12);
+  CHECK(sample_value(samples, "herd_catch_up_bytes_sent_total", "neighbor", "Hands") == 700);
+  CHECK(sample_value(samples, "herd_catch_up_records_received_total", "neighbor", "Hands") == 3);
+  CHECK(sample_value(samples, "herd_catch_up_bytes_received_total", "neighbor", "Hands") == 150);
   CHECK(sample_value(samples, "herd_places_lookups_total", "status", "ZERO_RESULTS") == 1);
   CHECK(sample_value(samples, "herd_peer_ack_latency_seconds_bucket", "le", "+Inf") == 0);
   CHECK(sample_value(samples, "herd_uptime_seconds") == 1.5);

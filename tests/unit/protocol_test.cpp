@@ -182,6 +182,53 @@ TEST_CASE("peer messages: AT, PUT with an id, ACK", "[protocol]") {
   CHECK(std::holds_alternative<Invalid>(parse_peer_line(bad)));
 }
 
+TEST_CASE("catch-up markers: SINCE and SYNCED with an epoch and a change number", "[protocol]") {
+  auto since = parse_peer_line("SINCE 00c0ffee12345678 300000");
+  REQUIRE(std::holds_alternative<PeerSince>(since));
+  CHECK(std::get<PeerSince>(since).epoch == 0x00c0ffee12345678u);
+  CHECK(std::get<PeerSince>(since).seq == 300000);
+  auto none = parse_peer_line("SINCE - 0");
+  REQUIRE(std::holds_alternative<PeerSince>(none));
+  CHECK(std::get<PeerSince>(none).epoch == 0);
+
+  auto synced = parse_peer_line("SYNCED ffffffffffffffff 18446744073709551615");
+  REQUIRE(std::holds_alternative<PeerSynced>(synced));
+  CHECK(std::get<PeerSynced>(synced).epoch == UINT64_MAX);
+  CHECK(std::get<PeerSynced>(synced).seq == UINT64_MAX);
+
+  CHECK(format_since({0x00c0ffee12345678u, 300000}) == "SINCE 00c0ffee12345678 300000");
+  CHECK(format_since({0, 0}) == "SINCE - 0");
+  CHECK(format_synced({1, 7}) == "SYNCED 0000000000000001 7");
+
+  auto bad = GENERATE(as<std::string_view>{}, "SINCE", "SINCE - ", "SINCE 00c0ffee12345678",
+                      "SINCE 00C0FFEE12345678 1", "SINCE c0ffee12345678 1",
+                      "SINCE 000c0ffee12345678 1", "SINCE 0000000000000000 1", "SINCE - 5",
+                      "SINCE 00c0ffee12345678 -1", "SINCE 00c0ffee12345678 1 2",
+                      "SINCE 00c0ffee1234567g 1", "SYNCED - 0", "SYNCED 00c0ffee12345678 x",
+                      "SYNCED 00c0ffee12345678 18446744073709551616", "since - 0");
+  CAPTURE(bad);
+  CHECK(std::holds_alternative<Invalid>(parse_peer_line(bad)));
+}
+
+TEST_CASE("a catch-up sends the changes after SINCE's number only within this epoch", "[protocol]") {
+  constexpr std::uint64_t mine = 0xabcdef0123456789u;
+  struct Case {
+    PeerSince since;
+    std::uint64_t changes;
+    std::uint64_t after;
+  };
+  auto c = GENERATE(values<Case>({
+      {{mine, 1000}, 1500, 1000},   // what changed since it last heard from this server
+      {{mine, 1500}, 1500, 1500},   // nothing: it is up to date
+      {{mine, 0}, 1500, 0},         // everything this epoch made
+      {{mine, 1501}, 1500, 0},      // a number never given: its state is not ours to trust
+      {{mine + 1, 10}, 1500, 0},    // another epoch: this server restarted without its store
+      {{0, 0}, 1500, 0},            // it holds nothing of ours (a fresh state dir)
+  }));
+  CAPTURE(c.since.epoch, c.since.seq, c.changes);
+  CHECK(catch_up_after(c.since, mine, c.changes) == c.after);
+}
+
 TEST_CASE("fields split on runs of blanks, wherever they fall", "[protocol]") {
   auto fields = [](std::string_view line) {
     std::vector<std::string_view> out;

@@ -9,6 +9,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <fmt/format.h>
+
 #include "store_file.hpp"
 
 using namespace herd;
@@ -19,38 +21,76 @@ const std::string first = "AT Goloman +0.1 a.example +1+1 1.0";
 const std::string second = "AT Hands +0.2 b.example +2+2 2.0";
 const std::string third = "AT Welsh +0.3 c.example +3+3 3.0";
 
+// Records numbered 1, 2, 3, ... in file order.
 std::string file_of(const std::vector<std::string>& lines) {
   std::string bytes;
-  for (const auto& line : lines) append_record(bytes, line);
+  std::uint64_t changed = 0;
+  for (const auto& line : lines) append_record(bytes, ++changed, line);
   return bytes;
 }
 
 struct Read {
   Scan scan;
-  std::vector<std::string> lines;
+  std::vector<std::string> lines;  // the records' AT lines
+  std::vector<std::uint64_t> changed;
+  std::vector<std::string> resume_points;  // "NEIGHBOR EPOCH SEQ"
 };
 
 Read read(std::string_view bytes) {
   Read r;
-  r.scan = scan_records(bytes, [&](std::string_view line) {
-    r.lines.emplace_back(line);
-    return line.starts_with("AT ");
+  r.scan = scan_records(bytes, [&](std::string_view payload) {
+    auto stored = parse_stored(payload);
+    if (auto record = std::get_if<StoredRecord>(&stored)) {
+      r.lines.emplace_back(record->at_line);
+      r.changed.push_back(record->changed);
+      return true;
+    }
+    if (auto point = std::get_if<StoredResumePoint>(&stored)) {
+      r.resume_points.push_back(fmt::format("{} {:x} {}", point->neighbor, point->epoch, point->seq));
+      return true;
+    }
+    return false;
   });
   return r;
 }
 
 }  // namespace
 
-TEST_CASE("a record is the CRC-32 of its AT line in hex, the line, a newline", "[store_file]") {
+TEST_CASE("a record is the CRC-32 of its payload in hex, the change's number, the AT line",
+          "[store_file]") {
   std::string bytes;
-  append_record(bytes, "AT x");
-  CHECK(bytes == "a203bb84 AT x\n");  // zlib.crc32(b"AT x")
-  CHECK(bytes.size() == record_bytes("AT x"));
+  append_record(bytes, 42, "AT x");
+  CHECK(bytes == "ca74b305 42 AT x\n");  // zlib.crc32(b"42 AT x")
+  CHECK(bytes.size() <= record_bytes("AT x"));
   auto r = read(file_of({first, second, third}));
   CHECK(r.scan.end == Scan::End::clean);
   CHECK(r.scan.records == 3);
   CHECK(r.lines == std::vector{first, second, third});
+  CHECK(r.changed == std::vector<std::uint64_t>{1, 2, 3});
   CHECK(read("").scan.end == Scan::End::clean);
+}
+
+TEST_CASE("a resume point is a line of its own, after the records it covers", "[store_file]") {
+  std::string bytes;
+  append_resume_point(bytes, "Hands", 0x00c0ffee12345678u, 300000);
+  CHECK(bytes == "194a7b6e SYNCED Hands 00c0ffee12345678 300000\n");
+  auto whole = file_of({first, second}) + bytes;
+  append_record(whole, 3, third);
+  auto r = read(whole);
+  CHECK(r.scan.end == Scan::End::clean);
+  CHECK(r.scan.records == 4);
+  CHECK(r.lines == std::vector{first, second, third});
+  CHECK(r.resume_points == std::vector<std::string>{"Hands c0ffee12345678 300000"});
+}
+
+TEST_CASE("payloads that are neither a record nor a resume point", "[store_file]") {
+  auto payload = GENERATE(as<std::string_view>{}, "AT x", "0 AT x", "x AT x", "-1 AT x",
+                          "+1 AT x", "18446744073709551616 AT x", "1 PUT 1 AT x", "1", "",
+                          "SYNCED Hands 00c0ffee12345678", "SYNCED Hands - 1",
+                          "SYNCED Hands 00c0ffee12345678 x", "SYNCED Hands 00c0ffee12345678 1 2",
+                          "SYNCED Hands c0ffee 1", "synced Hands 00c0ffee12345678 1");
+  CAPTURE(payload);
+  CHECK(std::holds_alternative<std::monostate>(parse_stored(payload)));
 }
 
 TEST_CASE("a torn last record is dropped: what comes before it is kept", "[store_file]") {
@@ -84,8 +124,8 @@ TEST_CASE("a bad record with records after it is corruption, at its offset", "[s
   };
   auto c = GENERATE(values<Case>({
       {12, 'Z', "checksum mismatch"},                              // in the AT line
-      {0, 'g', "not a record (expected \"CRC32 AT ...\")"},        // in the checksum
-      {8, '-', "not a record (expected \"CRC32 AT ...\")"},        // the separator
+      {0, 'g', "not a line of the store (expected \"CRC32 PAYLOAD\")"},  // in the checksum
+      {8, '-', "not a line of the store (expected \"CRC32 PAYLOAD\")"},  // the separator
   }));
   auto bytes = whole;
   bytes[at + c.offset] = c.byte;
@@ -99,7 +139,7 @@ TEST_CASE("a bad record with records after it is corruption, at its offset", "[s
   auto not_at = file_of({first, "PUT 1 AT x", third});
   auto n = read(not_at);
   CHECK(n.scan.end == Scan::End::corrupt);
-  CHECK(n.scan.problem == "not an AT line");
+  CHECK(n.scan.problem == "not a record or a resume point");
   CHECK(n.scan.good_bytes == at);
   // An empty line in the middle.
   auto empty = file_of({first}) + "\n" + file_of({third});
@@ -159,14 +199,14 @@ TEST_CASE("opening a file drops its torn last record before anything is appended
   {
     StoreFile file(dir.path / "s", StoreConfig::Fsync::always, log, [](std::uint64_t) {});
     CHECK(std::filesystem::file_size(records) == c.kept);
-    file.append(third);  // appended while the load runs, or before it
+    file.append(3, third);  // appended while the load runs, or before it
     CHECK(load_all(file).size() == c.kept / (whole.size() / 2));
   }
   // Reopened: what was kept, then the appended record, nothing torn.
   StoreFile again(dir.path / "s", StoreConfig::Fsync::always, log, [](std::uint64_t) {});
   auto lines = load_all(again);
   REQUIRE_FALSE(lines.empty());
-  CHECK(lines.back() == third);
+  CHECK(lines.back() == "3 " + third);
   CHECK(std::filesystem::file_size(records) == c.kept + torn.size());
 }
 

@@ -1,5 +1,7 @@
 #include <algorithm>
 #include <array>
+#include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
@@ -104,4 +106,64 @@ TEST_CASE("a loaded store merges with what was told meanwhile, the newer record 
   std::size_t bytes = 0;
   for (std::size_t i = 0; i < live.size(); ++i) bytes += live.at(i).at_line.size();
   CHECK(live.at_line_bytes() == bytes);
+}
+
+TEST_CASE("each change is numbered; a record carries the number of its last change", "[store]") {
+  Store store;
+  CHECK(store.apply(at("AT A +0.100000000 kiwi +1+1 10")).record.changed == 1);
+  CHECK(store.apply(at("AT A +0.100000000 mango +1+1 10")).record.changed == 2);
+  CHECK(store.apply(at("AT A +0.100000000 kiwi +1+1 5")).outcome == Store::Outcome::unchanged);
+  CHECK(store.changes() == 2);
+  CHECK(store.apply(at("AT A +0.100000000 kiwi +1+1 11")).record.changed == 3);
+  CHECK(store.find("kiwi")->changed == 3);
+  CHECK(store.find("mango")->changed == 2);
+  store.skip_changes_to(100);
+  CHECK(store.apply(at("AT A +0.100000000 papaya +1+1 1")).record.changed == 101);
+  store.skip_changes_to(50);  // never backwards
+  CHECK(store.changes() == 101);
+}
+
+TEST_CASE("restored records keep their numbers; the same line twice keeps the greater",
+          "[store]") {
+  auto numbered = [](std::string_view line, std::uint64_t changed) {
+    auto record = at(line);
+    record.changed = changed;
+    return record;
+  };
+  Store store;
+  store.restore(numbered("AT A +0.100000000 kiwi +1+1 10", 7));
+  store.restore(numbered("AT A +0.100000000 kiwi +1+1 10", 9));   // written again, renumbered
+  store.restore(numbered("AT A +0.100000000 kiwi +1+1 10", 8));
+  store.restore(numbered("AT A +0.100000000 mango +1+1 10", 40));
+  store.restore(numbered("AT A +0.100000000 mango +1+1 9", 41));  // older: loses, number too
+  store.restore(numbered("AT A +0.100000000 papaya +1+1 3", 2));
+  store.restore(numbered("AT A +0.100000000 papaya +1+1 4", 3));  // newer: wins
+  CHECK(store.find("kiwi")->changed == 9);
+  CHECK(store.find("mango")->changed == 40);
+  CHECK(store.find("mango")->at_line == "AT A +0.100000000 mango +1+1 10");
+  CHECK(store.find("papaya")->changed == 3);
+  CHECK(store.changes() == 41);
+  std::size_t bytes = 0;
+  for (std::size_t i = 0; i < store.size(); ++i) bytes += store.at(i).at_line.size();
+  CHECK(store.at_line_bytes() == bytes);
+}
+
+TEST_CASE("records told during the load are numbered after the loaded ones", "[store]") {
+  Store live, loaded;
+  live.apply(at("AT A +0.100000000 kiwi +1+1 20"));   // newer than the file's
+  live.apply(at("AT A +0.100000000 mango +1+1 5"));   // older than the file's
+  live.apply(at("AT A +0.100000000 papaya +1+1 5"));  // not in the file
+  auto kiwi = at("AT B +0.100000000 kiwi +2+2 10");
+  kiwi.changed = 1000;
+  loaded.restore(kiwi);
+  auto mango = at("AT B +0.100000000 mango +2+2 10");
+  mango.changed = 2000;
+  loaded.restore(mango);
+  std::vector<std::string> kept;
+  live.merge_into(loaded, [&](const Location& record) { kept.emplace_back(record.client()); });
+  CHECK(kept == std::vector<std::string>{"kiwi", "papaya"});
+  CHECK(live.find("kiwi")->changed == 2001);
+  CHECK(live.find("mango")->changed == 2000);
+  CHECK(live.find("papaya")->changed == 2002);
+  CHECK(live.changes() == 2002);
 }
