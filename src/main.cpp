@@ -2,6 +2,7 @@
 #include <malloc.h>
 #include <sys/resource.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -226,9 +227,10 @@ int run(const Options& options) {
   asio::co_spawn(io, reopen_log_on_hangup(log, hangup, self), asio::detached);
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](const asio::error_code& error, int signal) {
-    if (error) return;
-    log.event("server", fmt::format("{} received; stopping", strsignal(signal)));
+  std::atomic<bool> stopping{false};
+  std::atomic<int> exit_code{0};
+  auto stop = [&] {
+    if (stopping.exchange(true)) return;
     hangup.cancel();
     server.stop();
     peer_port.stop();
@@ -238,6 +240,18 @@ int run(const Options& options) {
     flush_timer.cancel();
     trim_timer.cancel();
     asio::co_spawn(herd.strand(), finish(io, herd), asio::detached);
+  };
+  signals.async_wait([&](const asio::error_code& error, int signal) {
+    if (error) return;
+    log.event("server", fmt::format("{} received; stopping", strsignal(signal)));
+    stop();
+  });
+  // Data that cannot be read shows only once the server listens: it stops as it would at start.
+  places->start([&](std::string why) {
+    log.warning("places", fmt::format("{}; stopping", why));
+    fmt::print(stderr, "herd-server: {}\n", why);
+    exit_code = 1;
+    stop();
   });
 
   std::vector<std::jthread> extra;
@@ -245,7 +259,7 @@ int run(const Options& options) {
   io.run();
   for (auto& t : extra) t.join();
   log.event("server", "stopped");
-  return 0;
+  return exit_code;
 }
 
 }  // namespace

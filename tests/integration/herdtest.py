@@ -186,7 +186,8 @@ class Herd:
             return self.config
         return os.path.join(self.dir, f"herd-{name}.toml")  # beside herd.toml: logs/ is shared
 
-    def start(self, *names):
+    def start(self, *names, wait=True):
+        """Starts the servers, and unless `wait` is False waits until each listens."""
         for name in names or self.names:
             args = [self.binary, "--config", self.config_of(name), name]
             if self.threads:
@@ -194,6 +195,8 @@ class Herd:
             out = open(os.path.join(self.dir, f"{name}.out"), "w")
             self.procs[name] = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=self.env,
                                                 preexec_fn=self.preexec.get(name))
+        if not wait:
+            return self
         try:
             for name in names or self.names:
                 wait_until(lambda: self.listening(name) or self.exited(name), 15, f"{name} to listen")
