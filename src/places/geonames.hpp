@@ -45,7 +45,8 @@ class GeonamesProvider : public Provider {
   void load(std::stop_token stop);  // on loader_
   // The rest runs on strand_.
   void wait_for_load(Waiter waiter);
-  void loaded(std::unique_ptr<const Gazetteer> gazetteer, std::chrono::milliseconds took);
+  void loaded(std::unique_ptr<const Gazetteer> gazetteer, std::chrono::milliseconds took,
+              std::chrono::milliseconds cpu);
   void failed_to_load(std::string why);
   void expire_waiters();
   void answer_waiters(const std::string& error_status, const std::string& error_message);
