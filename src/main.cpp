@@ -173,6 +173,9 @@ int run(const Options& options) {
   auto descriptors = raise_descriptor_limit();
   herd::Log log(config.log_dir / (self.name + ".log"), config.log_level);
   asio::io_context io(options.threads);
+  // Taken before the ports listen: a signal from someone who saw them listen is handled.
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  asio::signal_set hangup(io, SIGHUP);
   std::shared_ptr<asio::ssl::context> peer_tls, client_tls;
   if (config.tls.enabled()) peer_tls = herd::peer_tls_context(config.tls, self.name);
   if (self.tls_port) client_tls = herd::client_port_tls_context(config.tls, self.name);
@@ -223,10 +226,8 @@ int run(const Options& options) {
   asio::co_spawn(io, return_freed_memory(trim_timer), asio::detached);
 #endif
 
-  asio::signal_set hangup(io, SIGHUP);
   asio::co_spawn(io, reopen_log_on_hangup(log, hangup, self), asio::detached);
 
-  asio::signal_set signals(io, SIGINT, SIGTERM);
   std::atomic<bool> stopping{false};
   std::atomic<int> exit_code{0};
   auto stop = [&] {

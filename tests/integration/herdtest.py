@@ -138,7 +138,10 @@ class Herd:
         # HERD_TEST_THREADS=N starts every server of the tests with --threads N (the
         # ThreadSanitizer build runs the suites so: tools/dev tsan); a test's own value wins.
         self.threads = threads or int(os.environ.get("HERD_TEST_THREADS") or 0) or None
-        self.head = (places or '[places]\nprovider = "geonames"\n') + extra_toml + '\n[log]\ndir = "logs"\n'
+        # The gazetteer loads after the server listens; a WHATSAT right after start waits for it,
+        # and on a busy machine (five servers loading at once, TSan) longer than the default 3 s.
+        geonames = '[places]\nprovider = "geonames"\ntimeout_ms = 60000\n'
+        self.head = (places or geonames) + extra_toml + '\n[log]\ndir = "logs"\n'
         if log_level:
             self.head += f'level = "{log_level}"\n'
         if tls_herdctl:
