@@ -49,6 +49,10 @@ options:
   --version       print herd-server's version
   -h, --help      show this help
 
+It listens first, then loads the offline places (GeoNames) on a thread of its
+own: a WHATSAT that arrives meanwhile waits for them, at most [places]
+timeout_ms. Places data found corrupt then stops the server with exit code 1.
+
 SIGINT or SIGTERM stops accepting, answers what was already received, flushes
 the log and exits 0. SIGHUP reopens the log file, for log rotation: move
 NAME.log away, send SIGHUP, and the server starts a new NAME.log.
