@@ -4,6 +4,7 @@ the server. A FIFO as the data file holds the loading back for as long as a test
 
 import errno
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -157,6 +158,29 @@ def whatsat_waits_for_the_places(server):
         herd.stop()
 
 
+def pipelined_whatsats_pause_reading_while_loading(server):
+    """Lookups waiting for the places count like unsent replies: a client that pipelines
+    thousands of WHATSATs has a few hundred read and waiting, not all of them."""
+    herd, fifo = held_back_herd(server)
+    n = 5000
+    try:
+        with connect(herd) as c:
+            at = c.iamat("eager")
+            c.send("WHATSAT eager 10 1\n" * n)
+            c.nothing_arrives(0.5)
+            with open(DATA, "rb") as f:
+                fifo.feed(f.read())
+            for _ in range(n):
+                places = c.whatsat_reply(at)
+                assert places["status"] == "OK" and len(places["results"]) == 1, places
+        line = wait_until(lambda: re.search(r"lookups that waited: (\d+)", herd.log("Solo")), 10,
+                          "the loaded line")
+        # max_output_bytes 1 MiB pauses reading at 512 KiB; a WHATSAT with bound 1 counts 1 KiB.
+        assert 0 < int(line.group(1)) <= 1024, line.group(0)
+    finally:
+        herd.stop()
+
+
 def whatsat_waits_at_most_the_timeout(server):
     herd, fifo = held_back_herd(server, timeout_ms=300)
     try:
@@ -226,6 +250,8 @@ def main():
     tap.run("a WHATSAT sent as soon as the port accepts gets the places", whatsat_at_once_gets_places, server)
     tap.run("IAMAT is answered while the places load, and WHATSAT waits for them",
             whatsat_waits_for_the_places, server)
+    tap.run("pipelined WHATSATs pause reading while the places load", pipelined_whatsats_pause_reading_while_loading,
+            server)
     tap.run("a WHATSAT waits for the places at most places.timeout_ms", whatsat_waits_at_most_the_timeout,
             server)
     tap.run("places data found corrupt after listening stops the server with 1", corrupt_data_stops_the_server,
