@@ -159,7 +159,10 @@ void GeonamesProvider::wait_for_load(Waiter waiter) {
   if (failure_)
     return waiter.done(error_reply("UNKNOWN_ERROR", "the places data could not be loaded"));
   waiting_.push_back(std::move(waiter));
-  if (waiting_.size() > 1) return;
+  if (waiting_.size() == 1) wait_for_first_deadline();
+}
+
+void GeonamesProvider::wait_for_first_deadline() {
   deadline_timer_.expires_at(waiting_.front().deadline);
   deadline_timer_.async_wait([this](const asio::error_code& error) {
     if (!error) expire_waiters();
@@ -174,11 +177,7 @@ void GeonamesProvider::expire_waiters() {
                     fmt::format("the places data is still loading after {} ms", wait_.count())));
     waiting_.pop_front();
   }
-  if (waiting_.empty()) return;
-  deadline_timer_.expires_at(waiting_.front().deadline);
-  deadline_timer_.async_wait([this](const asio::error_code& error) {
-    if (!error) expire_waiters();
-  });
+  if (!waiting_.empty()) wait_for_first_deadline();
 }
 
 void GeonamesProvider::loaded(std::unique_ptr<const Gazetteer> gazetteer,

@@ -48,6 +48,7 @@ class GeonamesProvider : public Provider {
   void loaded(std::unique_ptr<const Gazetteer> gazetteer, std::chrono::milliseconds took,
               std::chrono::milliseconds cpu);
   void failed_to_load(std::string why);
+  void wait_for_first_deadline();
   void expire_waiters();
   void answer_waiters(const std::string& error_status, const std::string& error_message);
 
