@@ -138,6 +138,30 @@ LogLevel read_log_level(const Reader& r, const toml::node& node) {
          fmt::format("unknown level \"{}\" (expected \"debug\", \"info\" or \"warn\")", value));
 }
 
+void read_store(const Reader& r, const toml::table& t, const std::filesystem::path& base,
+                StoreConfig& store) {
+  r.only_keys(t, "store", {"dir", "fsync", "compact_min_mb"});
+  if (auto n = t.get("dir")) {
+    auto value = r.string(*n, "store.dir");
+    store.dir = value.empty() ? std::filesystem::path() : resolve(base, value);
+  }
+  if (auto n = t.get("fsync")) {
+    auto value = r.string(*n, "store.fsync");
+    if (value == "always")
+      store.fsync = StoreConfig::Fsync::always;
+    else if (value == "everysec")
+      store.fsync = StoreConfig::Fsync::everysec;
+    else if (value == "no")
+      store.fsync = StoreConfig::Fsync::no;
+    else
+      r.fail(n->source(), "store.fsync",
+             fmt::format("unknown mode \"{}\" (expected \"always\", \"everysec\" or \"no\")",
+                         value));
+  }
+  if (auto n = t.get("compact_min_mb"))
+    store.compact_min_mb = static_cast<int>(r.integer(*n, "store.compact_min_mb", 0, 1'048'576));
+}
+
 struct ServerEntry {
   ServerConfig config;
   toml::source_region where;
@@ -298,12 +322,13 @@ Config parse_config(std::string_view text, const std::filesystem::path& file) {
   } catch (const toml::parse_error& e) {
     r.fail(e.source(), "syntax", e.description());
   }
-  r.only_keys(root, "", {"places", "clients", "log", "tls", "servers"});
+  r.only_keys(root, "", {"places", "clients", "store", "log", "tls", "servers"});
 
   Config config;
   config.file = file;
   auto base = file.parent_path();
   config.log_dir = base / config.log_dir;
+  config.store.dir = base / config.store.dir;
   if (auto n = root.get("places")) read_places(r, r.table(*n, "places"), base, config.places);
   if (auto n = root.get("clients")) {
     const auto& t = r.table(*n, "clients");
@@ -325,6 +350,7 @@ Config parse_config(std::string_view text, const std::filesystem::path& file) {
       config.clients.max_total_output_bytes =
           r.integer(*cap, "clients.max_total_output_bytes", 65536, 1024 * gib);
   }
+  if (auto n = root.get("store")) read_store(r, r.table(*n, "store"), base, config.store);
   if (auto n = root.get("log")) {
     const auto& t = r.table(*n, "log");
     r.only_keys(t, "log", {"dir", "level"});

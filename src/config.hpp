@@ -54,6 +54,18 @@ struct ClientsConfig {
   std::int64_t max_total_output_bytes = 256 * 1024 * 1024;
 };
 
+// Where a server keeps its records across restarts, and when they reach the disk.
+struct StoreConfig {
+  // "always": an IAMAT is answered once it is on disk here; "everysec": at most the last
+  // second is lost on a crash of the machine; "no": the kernel decides when.
+  enum class Fsync { always, everysec, no };
+  std::filesystem::path dir = "state";  // each server's files in DIR/NAME/; empty: not kept
+  Fsync fsync = Fsync::everysec;
+  // The file is rewritten once it passes twice the live records' size and this many MiB.
+  int compact_min_mb = 64;
+  bool enabled() const { return !dir.empty(); }
+};
+
 // Mutual TLS between neighbors (and the certificate of the client TLS port). In `cert` and
 // `key`, "{name}" stands for the server's name.
 struct TlsConfig {
@@ -68,6 +80,7 @@ struct Config {
   TlsConfig tls;
   PlacesConfig places;
   ClientsConfig clients;
+  StoreConfig store;
   std::filesystem::path log_dir = "logs";  // resolved against the config file's directory
   LogLevel log_level = LogLevel::info;
   std::vector<ServerConfig> servers;       // in the order the file defines them

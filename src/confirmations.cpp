@@ -7,6 +7,11 @@ namespace herd {
 
 Confirmations::Confirmations(std::size_t links) : Confirmations(links, Patience{}) {}
 
+std::size_t Confirmations::add_link() {
+  links_.emplace_back();
+  return links_.size() - 1;
+}
+
 Confirmations::Update Confirmations::begin(Waiter waiter, Clock::time_point deadline) {
   updates_.push_back({waiter, deadline});
   ++pending_;

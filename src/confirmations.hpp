@@ -44,6 +44,11 @@ class Confirmations {
   explicit Confirmations(std::size_t links);  // with the default Patience
   Confirmations(std::size_t links, Patience patience) : patience_(patience), links_(links) {}
 
+  // One more link (a neighbor added by a config reload); returns its number. Numbers are never
+  // reused: a removed link's number stays with it until its last event has been handled.
+  std::size_t add_link();
+  std::size_t links() const { return links_.size(); }
+
   // Starts an update for `waiter`, given up on at `deadline`. Follow with sent() for each link
   // it goes out on, then sealed().
   Update begin(Waiter waiter, Clock::time_point deadline);

@@ -15,6 +15,8 @@ constexpr auto confirmation_wait = 1s;
 // acknowledgements have come within 250 ms for a second: one slow neighbor would otherwise
 // hold every reply for the whole second.
 constexpr Confirmations::Patience patience{500ms, 250ms, 1s};
+// A WHATSAT for a client not known while the store loads waits at most this long for it.
+constexpr auto held_wait = 1s;
 }  // namespace
 
 Herd::Herd(asio::io_context& io, const Config& config, const ServerConfig& self, Log& log,
@@ -26,7 +28,9 @@ Herd::Herd(asio::io_context& io, const Config& config, const ServerConfig& self,
       strand_(asio::make_strand(io)),
       confirmations_(self.neighbors.size(), patience),
       lagging_(self.neighbors.size(), false),
-      deadline_timer_(strand_) {
+      deadline_timer_(strand_),
+      loaded_signal_(strand_, asio::steady_timer::time_point::max()) {
+  if (config.store.enabled()) open_store_file(config.store);
   PeerHost& host = *this;
   for (const auto& name : self.neighbors) {
     const auto& neighbor = config.server(name);
@@ -35,9 +39,146 @@ Herd::Herd(asio::io_context& io, const Config& config, const ServerConfig& self,
   }
 }
 
+awaitable<void> Herd::relink(ReloadPlan plan) {
+  co_await asio::co_spawn(strand_, change_links(std::move(plan)), asio::use_awaitable);
+}
+
+void Herd::reload_refused() {
+  asio::dispatch(strand_, [this] { ++reloads_refused_; });
+}
+
+awaitable<void> Herd::change_links(ReloadPlan plan) {
+  ++reloads_ok_;
+  for (const auto& name : plan.removed) {
+    auto link = std::find_if(links_.begin(), links_.end(),
+                             [&](const auto& l) { return l->name() == name; });
+    if (link == links_.end()) continue;
+    bool moved = std::find(plan.moved.begin(), plan.moved.end(), name) != plan.moved.end();
+    log_.event("peer " + name, moved ? "its address changed in the config; relinking"
+                                     : "removed from the config; closing the link");
+    (*link)->stop(moved ? "its address changed in the config" : "removed from the config");
+    links_.erase(link);
+  }
+  for (const auto& neighbor : plan.added) add_link(neighbor);
+  co_return;
+}
+
+// A neighbor added by a reload: dialed (or accepted) as at start, and caught up when linked.
+void Herd::add_link(const ServerConfig& neighbor) {
+  PeerHost& host = *this;
+  auto link = std::make_shared<PeerLink>(host, strand_, confirmations_.add_link(), neighbor,
+                                         self_.name < neighbor.name);
+  lagging_.push_back(false);
+  auto at = std::find_if(links_.begin(), links_.end(),
+                         [&](const auto& l) { return l->name() > neighbor.name; });
+  links_.insert(at, link);
+  log_.event("peer " + neighbor.name, fmt::format("added by the config; linking with it at {}",
+                                                  address_text(neighbor.host, neighbor.peer_port)));
+  if (!stopped_) link->start();
+}
+
 Herd::~Herd() = default;
 
+void Herd::open_store_file(const StoreConfig& config) {
+  fsync_ = config.fsync;
+  compact_min_bytes_ = std::max<std::uint64_t>(std::uint64_t(config.compact_min_mb) << 20, 64 << 10);
+  file_ = std::make_unique<StoreFile>(config.dir / self_.name, config.fsync, log_,
+                                      [this](std::uint64_t record) {
+                                        asio::post(strand_, [this, record] { synced(record); });
+                                      });
+  loading_ = true;
+}
+
+// Reads the file into a store of its own, off the strand: clients are served meanwhile, and
+// what they and the neighbors tell the server is kept. Records are last-writer-wins, so the two
+// stores merge in any order.
+void Herd::load_store_file() {
+  auto started = std::chrono::steady_clock::now();
+  auto records = std::make_unique<Store>();
+  std::size_t count = 0;
+  try {
+    count = file_->load([&records](std::string_view line) {
+      auto message = parse_peer_line(line);
+      auto at = std::get_if<At>(&message);
+      if (at) records->apply(location_of(*at));
+      return at != nullptr;
+    });
+  } catch (const std::exception& e) {
+    // A corrupt file: the operator decides what to keep (README, "The store on disk").
+    log_.warning("store", std::string(e.what()) + "; stopping");
+    log_.flush();
+    fmt::print(stderr, "herd-server: {}\n", e.what());
+    std::_Exit(1);
+  }
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  asio::post(strand_, [this, records = std::move(records), count, took]() mutable {
+    loaded(std::move(records), count, took);
+  });
+}
+
+void Herd::loaded(std::unique_ptr<Store> records, std::size_t count,
+                  std::chrono::milliseconds took) {
+  auto told = store_.size();
+  store_.merge_into(*records);
+  log_.event("store", fmt::format("loaded {} records ({} clients) from {} in {} ms; clients "
+                                  "told meanwhile: {}",
+                                  count, store_.size(), file_->path().string(), took.count(),
+                                  told));
+  file_->start();
+  loading_ = false;
+  loaded_signal_.cancel();
+  release_held(true);
+}
+
+awaitable<void> Herd::until_loaded() {
+  if (loading_) co_await loaded_signal_.async_wait(as_result);
+}
+
+bool Herd::missed_lookup(const std::vector<StoreOp>& ops) {
+  return std::any_of(ops.begin(), ops.end(), [](const StoreOp& op) {
+    return op.kind == StoreOp::Kind::lookup && !op.found;
+  });
+}
+
+void Herd::hold(std::vector<StoreOp>& ops, std::function<void()> resume) {
+  held_.push_back({&ops, std::move(resume), Clock::now() + held_wait});
+  if (!releasing_held_) {
+    releasing_held_ = true;
+    asio::co_spawn(strand_, release_held_in_time(), asio::detached);
+  }
+}
+
+// Looks the held batches' missing clients up again and lets their sessions go on: all of them
+// once the store is loaded, otherwise those that waited held_wait.
+void Herd::release_held(bool all) {
+  auto now = Clock::now();
+  while (!held_.empty() && (all || held_.front().until <= now)) {
+    auto held = std::move(held_.front());
+    held_.pop_front();
+    for (auto& op : *held.ops) {
+      if (op.kind != StoreOp::Kind::lookup || op.found) continue;
+      if (auto found = store_.find(op.client, op.client_hash)) {
+        op.location = *found;
+        op.found = true;
+      }
+    }
+    held.resume();
+  }
+}
+
+awaitable<void> Herd::release_held_in_time() {
+  asio::steady_timer timer(strand_);
+  while (!held_.empty()) {
+    timer.expires_at(held_.front().until);
+    co_await timer.async_wait(as_result);
+    release_held(false);
+  }
+  releasing_held_ = false;
+}
+
 void Herd::start() {
+  if (file_) loader_ = std::jthread([this] { load_store_file(); });
   asio::dispatch(strand_, [this] {
     for (auto& link : links_) link->start();
   });
@@ -45,6 +186,7 @@ void Herd::start() {
 
 void Herd::stop() {
   asio::dispatch(strand_, [this] {
+    stopped_ = true;
     for (auto& link : links_) link->stop();
     for (auto& [number, client] : clients_)
       if (auto listener = client.lock()) listener->stop();
@@ -91,8 +233,15 @@ void Herd::apply(std::vector<StoreOp>& ops, std::uint64_t client) {
       continue;
     }
     auto [outcome, kept] = store_.apply(std::move(op.location), op.client_hash);
-    if (outcome != Store::Outcome::unchanged)
+    if (outcome != Store::Outcome::unchanged) {
+      persist(kept);
       op.waiting = flood(kept, nullptr, Confirmations::Waiter{client, op.reply}, now);
+    }
+    // Even a record the store had may not be on disk yet.
+    if (!op.waiting && unsynced()) {
+      op.waiting = true;
+      wait_for_disk({client, op.reply});
+    }
   }
   deliver();
 }
@@ -134,6 +283,7 @@ bool Herd::received(PeerLink& link, Location record, std::optional<std::uint64_t
   auto [outcome, kept] = store_.apply(std::move(record));
   bool waiting = false;
   if (outcome != Store::Outcome::unchanged) {
+    persist(kept);
     std::optional<Confirmations::Waiter> waiter;
     if (put_id) waiter = Confirmations::Waiter{link.owner(), *put_id};
     waiting = flood(kept, &link, waiter, Clock::now());
@@ -162,6 +312,7 @@ awaitable<HerdSnapshot> Herd::snapshot() {
 
 awaitable<HerdSnapshot> Herd::gather_snapshot() {
   HerdSnapshot s;
+  s.loading = loading_;
   s.records = store_.size();
   s.clients = clients_.size();
   for (const auto& link : links_)
@@ -169,34 +320,104 @@ awaitable<HerdSnapshot> Herd::gather_snapshot() {
   s.puts_sent = puts_sent_;
   s.acks_received = acks_received_;
   s.ack_latency = confirmations_.ack_latency();
+  s.reloads_ok = reloads_ok_;
+  s.reloads_refused = reloads_refused_;
   co_return s;
 }
 
 void Herd::deliver() {
+  if (unsynced()) {
+    // A client's reply waits for its record on disk too; a neighbor's ACK does not: the
+    // record is on the disk of the server that answered its client.
+    auto for_client = [this](const auto& waiter) { return waiter.owner < first_link_owner; };
+    for (const auto& waiter : confirmed_)
+      if (for_client(waiter)) wait_for_disk(waiter);
+    std::erase_if(confirmed_, for_client);
+  }
+  hand_out(confirmed_);
+  log_lagging_links();
+  for (auto& link : links_) link->flush();
+}
+
+void Herd::hand_out(std::vector<Confirmations::Waiter>& confirmed) {
   // Grouped by who waits, so that each client session is woken once for all of its replies.
-  std::sort(confirmed_.begin(), confirmed_.end(),
+  std::sort(confirmed.begin(), confirmed.end(),
             [](const auto& a, const auto& b) { return a.owner < b.owner; });
-  for (std::size_t i = 0; i < confirmed_.size();) {
-    auto owner = confirmed_[i].owner;
+  for (std::size_t i = 0; i < confirmed.size();) {
+    auto owner = confirmed[i].owner;
     auto end = i;
-    while (end < confirmed_.size() && confirmed_[end].owner == owner) ++end;
+    while (end < confirmed.size() && confirmed[end].owner == owner) ++end;
     auto link = std::find_if(links_.begin(), links_.end(),
                              [owner](const auto& l) { return l->owner() == owner; });
     if (link != links_.end()) {
-      for (auto k = i; k < end; ++k) (*link)->confirm(confirmed_[k].tag);
+      for (auto k = i; k < end; ++k) (*link)->confirm(confirmed[k].tag);
     } else if (auto client = clients_.find(owner); client != clients_.end()) {
       if (auto listener = client->second.lock()) {
         std::vector<std::uint64_t> replies;
         replies.reserve(end - i);
-        for (auto k = i; k < end; ++k) replies.push_back(confirmed_[k].tag);
+        for (auto k = i; k < end; ++k) replies.push_back(confirmed[k].tag);
         listener->confirmed(std::move(replies));
       }
     }
     i = end;
   }
-  confirmed_.clear();
-  log_lagging_links();
-  for (auto& link : links_) link->flush();
+  confirmed.clear();
+}
+
+void Herd::persist(const Location& record) {
+  if (!file_) return;
+  file_->append(record.at_line);
+  if (!compacting_ && !loading_ && file_too_large()) {
+    compacting_ = true;
+    asio::co_spawn(strand_, compact(), asio::detached);
+  }
+}
+
+bool Herd::file_too_large() const {
+  auto live = store_.at_line_bytes() + record_bytes("") * store_.size();
+  auto bytes = file_->file_bytes();
+  return bytes > compact_min_bytes_ && bytes > 2 * live;
+}
+
+void Herd::wait_for_disk(Confirmations::Waiter waiter) {
+  unsynced_replies_.emplace_back(file_->appended(), waiter);
+}
+
+void Herd::synced(std::uint64_t record) {
+  synced_ = std::max(synced_, record);
+  std::vector<Confirmations::Waiter> ready;
+  while (!unsynced_replies_.empty() && unsynced_replies_.front().first <= synced_) {
+    ready.push_back(unsynced_replies_.front().second);
+    unsynced_replies_.pop_front();
+  }
+  hand_out(ready);
+}
+
+// Writes every live record once to a new file, a chunk per turn of the strand, while appends
+// go on to both files; the writer thread swaps the files when the last chunk is down. Again if
+// what was appended meanwhile makes the new file too large already.
+awaitable<void> Herd::compact() {
+  asio::steady_timer poll(strand_);
+  while (file_too_large()) {
+    file_->begin_rewrite();
+    auto records = store_.size();
+    std::string chunk;
+    for (std::size_t i = 0; i < records; ++i) {
+      append_record(chunk, store_.at(i).at_line);
+      if (chunk.size() >= (1 << 20)) {
+        file_->rewrite(std::move(chunk));
+        chunk = {};
+        co_await asio::post(strand_, asio::use_awaitable);
+      }
+    }
+    file_->rewrite(std::move(chunk));
+    file_->end_rewrite();
+    while (file_->rewriting()) {
+      poll.expires_after(std::chrono::milliseconds(10));
+      co_await poll.async_wait(as_result);
+    }
+  }
+  compacting_ = false;
 }
 
 void Herd::log_lagging_links() {

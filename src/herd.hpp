@@ -4,8 +4,11 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -15,7 +18,9 @@
 #include "metrics.hpp"
 #include "net.hpp"
 #include "peer.hpp"
+#include "reload.hpp"
 #include "store.hpp"
+#include "store_file.hpp"
 
 namespace herd {
 
@@ -42,15 +47,20 @@ struct StoreOp {
 
 class Herd : private PeerHost {
  public:
-  // `tls`: mutual TLS for the links, or null for plaintext.
+  // `tls`: mutual TLS for the links, or null for plaintext. With [store], opens (and locks)
+  // the server's file; throws std::runtime_error when it cannot. The file is read by start().
   Herd(asio::io_context& io, const Config& config, const ServerConfig& self, Log& log,
        asio::ssl::context* tls);
   ~Herd();
 
-  void start();  // starts dialing the neighbors
+  // Starts dialing the neighbors, and loading the store's file on a thread of its own. Until
+  // it is loaded, clients are served (a WHATSAT for a client not yet known waits for the load,
+  // at most a second) and links wait before their catch-up, which sends the whole store.
+  void start();
   void stop();   // closes every link and stops every client session
 
   const std::string& name() const { return self_.name; }
+  // Only on the strand: a config reload changes the neighbors.
   bool is_neighbor(std::string_view server) const;
   Log& log() { return log_; }
   const CoreStrand& strand() const { return strand_; }
@@ -67,9 +77,20 @@ class Herd : private PeerHost {
   void submit(std::vector<StoreOp>& ops, std::uint64_t client, const Executor& caller, Done done) {
     asio::dispatch(strand_, [this, &ops, client, caller, done = std::move(done)]() mutable {
       apply(ops, client);
-      asio::dispatch(caller, std::move(done));
+      if (loading_ && missed_lookup(ops))
+        hold(ops, [caller, done = std::move(done)]() mutable {
+          asio::dispatch(caller, std::move(done));
+        });
+      else
+        asio::dispatch(caller, std::move(done));
     });
   }
+
+  // A config reload that may go ahead: links to the removed neighbors close (and their
+  // connections are refused from then on), the added ones are dialed and caught up as at
+  // start. From any executor; done once the links have changed.
+  awaitable<void> relink(ReloadPlan plan);
+  void reload_refused();  // counted for the metrics; from any thread
 
   // Counted by the client sessions, from any thread.
   ClientCounters& client_counters() { return client_counters_; }
@@ -96,8 +117,34 @@ class Herd : private PeerHost {
              std::optional<Confirmations::Waiter> waiter, Clock::time_point now);
   // Hands the confirmed updates to whoever waits, and sends what all this queued on the links.
   void deliver();
-  awaitable<HerdSnapshot> gather_snapshot();  // on the strand
+  void hand_out(std::vector<Confirmations::Waiter>& confirmed);
+  awaitable<HerdSnapshot> gather_snapshot();      // on the strand
+  awaitable<void> change_links(ReloadPlan plan);  // on the strand
+  void add_link(const ServerConfig& neighbor);
   void log_lagging_links();  // when nobody waits for a neighbor any more, and when again
+  // The store on disk: what changed the store is appended; with fsync "always", replies wait
+  // until their records are synced as they wait for the neighbors' acknowledgements.
+  void open_store_file(const StoreConfig& config);
+  void load_store_file();  // on loader_
+  void loaded(std::unique_ptr<Store> records, std::size_t count, std::chrono::milliseconds took);
+  // Batches with a WHATSAT for a client the store does not hold yet, while it loads: looked
+  // up again once it is loaded, or answered as they are after held_wait.
+  struct Held {
+    std::vector<StoreOp>* ops;
+    std::function<void()> resume;
+    Clock::time_point until;
+  };
+  static bool missed_lookup(const std::vector<StoreOp>& ops);
+  void hold(std::vector<StoreOp>& ops, std::function<void()> resume);
+  void release_held(bool all);
+  awaitable<void> release_held_in_time();
+  void persist(const Location& record);
+  bool replies_wait_for_disk() const { return file_ && fsync_ == StoreConfig::Fsync::always; }
+  bool unsynced() const { return replies_wait_for_disk() && synced_ < file_->appended(); }
+  void wait_for_disk(Confirmations::Waiter waiter);
+  void synced(std::uint64_t record);  // records up to this number are on disk
+  bool file_too_large() const;
+  awaitable<void> compact();
   awaitable<void> give_up_late_confirmations();
 
   // PeerHost: what the links ask of the herd.
@@ -113,6 +160,7 @@ class Herd : private PeerHost {
   void acknowledged(PeerLink& link, std::uint64_t first, std::uint64_t last) override;
   void handled_batch() override { deliver(); }
   std::optional<Clock::time_point> oldest_unacknowledged(const PeerLink& link) const override;
+  awaitable<void> until_loaded() override;
 
   const ServerConfig& self_;
   std::int64_t max_clock_skew_ms_;
@@ -120,18 +168,35 @@ class Herd : private PeerHost {
   asio::ssl::context* tls_;
   CoreStrand strand_;
   Store store_;
-  std::vector<std::shared_ptr<PeerLink>> links_;  // a link's index here is its number
+  // The current neighbors' links, by name. A link's number (its slot in confirmations_ and
+  // lagging_) stays its own after a reload removed it, until its last event is handled.
+  std::vector<std::shared_ptr<PeerLink>> links_;
   Confirmations confirmations_;
   std::vector<Confirmations::Waiter> confirmed_;  // to deliver at the end of this step
   std::vector<bool> lagging_;                     // as last logged, by link number
   std::unordered_map<std::uint64_t, std::weak_ptr<ConfirmationListener>> clients_;
-  std::uint64_t next_link_owner_ = std::uint64_t(1) << 63;  // above every client's number
+  static constexpr std::uint64_t first_link_owner = std::uint64_t(1) << 63;
+  std::uint64_t next_link_owner_ = first_link_owner;  // above every client's number
   asio::steady_timer deadline_timer_;
   bool deadline_watch_running_ = false;
+  std::unique_ptr<StoreFile> file_;  // null without [store]
+  StoreConfig::Fsync fsync_ = StoreConfig::Fsync::everysec;
+  std::uint64_t compact_min_bytes_ = 0;
+  bool compacting_ = false;
+  std::uint64_t synced_ = 0;  // the last record number known on disk
+  // Replies that wait for their records to be synced: (the record number, who waits).
+  std::deque<std::pair<std::uint64_t, Confirmations::Waiter>> unsynced_replies_;
+  bool loading_ = false;              // the file is being read
+  asio::steady_timer loaded_signal_;  // cancelled once it is: links wait on it
+  std::deque<Held> held_;
+  bool releasing_held_ = false;
+  std::jthread loader_;
   ClientCounters client_counters_;
   PlacesCounters places_counters_;
   std::uint64_t puts_sent_ = 0;  // on the strand, like the rest
   std::uint64_t acks_received_ = 0;
+  std::uint64_t reloads_ok_ = 0, reloads_refused_ = 0;
+  bool stopped_ = false;
 };
 
 }  // namespace herd

@@ -16,7 +16,9 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -31,6 +33,7 @@
 #include "bench.hpp"
 #include "certs.hpp"
 #include "config.hpp"
+#include "reload.hpp"
 #include "send.hpp"
 #include "status.hpp"
 
@@ -53,6 +56,9 @@ commands:
   status [--json]       ask each server how it is: links, records, clients,
                         IAMAT/s, uptime (through its metrics port); see status --help
   watch [--json]        the same, refreshed every second; Ctrl-C exits
+  reload [NAME...]      have the named servers (default: all) that run on this
+                        machine re-read the config (SIGHUP); print each outcome;
+                        see reload --help
   certs [--dir DIR]     make a CA and a certificate and key per server for [tls];
                         see certs --help
   bench [OPTIONS] TARGET
@@ -66,6 +72,23 @@ options:
   --server-bin PATH     the herd-server program for `up` (default: the one next to herdctl)
   --version             print herdctl's version
   -h, --help            show this help (also after a command)
+)";
+
+constexpr const char* reload_usage = R"(usage: herdctl [--config PATH] reload [NAME...]
+
+Has each named server (all of the file's servers by default) re-read its config
+file: finds its process id in LOG_DIR/NAME.pid (log.dir of the config; the server
+writes it while it runs), sends it SIGHUP, and waits up to 5 s for the outcome in
+LOG_DIR/NAME.log. Prints one line per server:
+  NAME: reloaded: neighbors: +Dee, -Hands
+  NAME: refused: needs a restart: servers.NAME.port 12000 -> 12005
+  NAME: not running on this machine (no logs/NAME.pid)
+A refused reload leaves the server running with the config it had. A server on
+another machine is reloaded there (herdctl reload, or systemctl reload herd@NAME,
+or kill -HUP). SIGHUP also reopens the server's log file. herdctl reads the file
+first: one that does not load is reported and no server is signalled.
+
+Exits 0 when every server reloaded, 1 otherwise; 2 for a usage or config error.
 )";
 
 constexpr const char* up_usage = R"(usage: herdctl [--config PATH] up [NAME...]
@@ -838,6 +861,91 @@ int up(const herd::Config& config, const Options& options) {
   return 0;
 }
 
+// The process id in LOG_DIR/NAME.pid, if that process is herd-server running NAME.
+std::optional<pid_t> server_pid(const herd::Config& config, const herd::ServerConfig& server,
+                                std::string& why) {
+  auto path = config.log_dir / (server.name + ".pid");
+  long pid = 0;
+  if (!(std::ifstream(path) >> pid) || pid <= 0) {
+    why = fmt::format("not running on this machine (no {})", path.string());
+    return std::nullopt;
+  }
+  std::ifstream cmdline(fmt::format("/proc/{}/cmdline", pid), std::ios::binary);
+  std::vector<std::string> args;
+  for (std::string arg; std::getline(cmdline, arg, '\0');) args.push_back(arg);
+  bool is_server = !args.empty() &&
+                   std::filesystem::path(args.front()).filename() == "herd-server" &&
+                   std::find(args.begin() + 1, args.end(), server.name) != args.end();
+  if (!is_server) {
+    why = fmt::format("not running (process {} of {} is not herd-server {})", pid, path.string(),
+                      server.name);
+    return std::nullopt;
+  }
+  return static_cast<pid_t>(pid);
+}
+
+std::uintmax_t size_of(const std::filesystem::path& path) {
+  std::error_code error;
+  auto size = std::filesystem::file_size(path, error);
+  return error ? 0 : size;
+}
+
+// The log's lines from `offset`, or all of it when it is shorter (a rotated log starts anew).
+std::string log_since(const std::filesystem::path& path, std::uintmax_t offset) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  if (size_of(path) >= offset) in.seekg(static_cast<std::streamoff>(offset));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Signals one server and waits for the outcome in its log; prints one line. True if reloaded.
+bool reload_one(const herd::Config& config, const herd::ServerConfig& server) {
+  std::string why;
+  auto pid = server_pid(config, server, why);
+  if (!pid) {
+    fmt::print("{}: {}\n", server.name, why);
+    return false;
+  }
+  auto log = config.log_dir / (server.name + ".log");
+  auto offset = size_of(log);
+  if (kill(*pid, SIGHUP) != 0) {
+    auto why = std::strerror(errno);
+    auto hint = errno == EPERM ? fmt::format(" (run herdctl as the server's user, or systemctl "
+                                             "reload herd@{})",
+                                             server.name)
+                               : std::string();
+    fmt::print("{}: cannot signal process {}: {}{}\n", server.name, *pid, why, hint);
+    return false;
+  }
+  auto deadline = Clock::now() + 5s;
+  while (Clock::now() < deadline) {
+    if (auto outcome = herd::find_reload_outcome(log_since(log, offset))) {
+      fmt::print("{}: {}: {}\n", server.name, outcome->reloaded ? "reloaded" : "refused",
+                 outcome->text);
+      return outcome->reloaded;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  fmt::print("{}: sent SIGHUP to process {}, but {} says nothing of a reload within 5 s\n",
+             server.name, *pid, log.string());
+  return false;
+}
+
+int reload(const herd::Config& config, const std::vector<std::string>& names) {
+  std::vector<const herd::ServerConfig*> chosen;
+  for (const auto& name : names) chosen.push_back(&config.server(name));
+  if (chosen.empty())
+    for (const auto& s : config.servers) chosen.push_back(&s);
+  bool all = true;
+  for (const auto* s : chosen) {
+    all = reload_one(config, *s) && all;
+    std::fflush(stdout);
+  }
+  return all ? 0 : 1;
+}
+
 int certs(const herd::Config& config, const std::vector<std::string>& args) {
   herd::certs::Options options;
   try {
@@ -876,6 +984,8 @@ int main(int argc, char** argv) {
       fmt::print("{}", herd::bench::usage);
     else if (options.command == "certs")
       fmt::print("{}", herd::certs::usage);
+    else if (options.command == "reload")
+      fmt::print("{}", reload_usage);
     else
       fmt::print("{}", usage);
     return 0;
@@ -885,12 +995,13 @@ int main(int argc, char** argv) {
     if (options.command == "bench") return bench(options);
     if (options.command == "send") return send(options);
     if (options.command != "up" && options.command != "status" && options.command != "watch" &&
-        options.command != "certs")
+        options.command != "certs" && options.command != "reload")
       fail(fmt::format("unknown command \"{}\"\n\n{}", options.command, usage), 2);
     auto config = load_config(options);
     if (options.command == "up") return up(config, options);
     if (options.command == "status") return status(config, options.args);
     if (options.command == "watch") return watch(config, options.args);
+    if (options.command == "reload") return reload(config, options.args);
     return certs(config, options.args);
   } catch (const herd::ConfigError& e) {
     fail(e.what(), 2);

@@ -30,7 +30,9 @@ class Log {
   Log& operator=(const Log&) = delete;
   ~Log();
 
-  bool logs(LogLevel level) const { return level >= level_; }
+  bool logs(LogLevel level) const { return level >= level_.load(std::memory_order_relaxed); }
+  // From any thread (a config reload): entries from now on follow the new level.
+  void set_level(LogLevel level) { level_.store(level, std::memory_order_relaxed); }
 
   // `who` names the connection ("client 7", "peer Hands"); text may hold several lines,
   // each becomes an entry. Control characters and backslashes are escaped. Lines are traffic
@@ -43,6 +45,8 @@ class Log {
   void sent(std::string_view who, std::string_view text, LogLevel level = LogLevel::info);
   void event(std::string_view who, std::string_view text);    // info
   void warning(std::string_view who, std::string_view text);  // warn
+  // What an operator asked for and its outcome (a config reload): written at every level.
+  void notice(std::string_view who, std::string_view text) { warning(who, text); }
 
   void flush();
   // Bytes written to the file so far (any file, across reopen()); from any thread.
@@ -65,7 +69,7 @@ class Log {
   void adopt(int fd, std::uint64_t size, bool ends_mid_line);  // the file to append to
 
   std::filesystem::path path_;
-  LogLevel level_;
+  std::atomic<LogLevel> level_;
   int file_ = -1;
   std::uint64_t file_size_ = 0;  // where the next byte written lands
   std::mutex mutex_;

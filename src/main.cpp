@@ -2,10 +2,13 @@
 #include <malloc.h>
 #include <sys/resource.h>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <optional>
 #include <thread>
 
@@ -19,6 +22,7 @@
 #include "notify.hpp"
 #include "peer_port.hpp"
 #include "places/provider.hpp"
+#include "reload.hpp"
 #include "server.hpp"
 #include "tls.hpp"
 
@@ -54,8 +58,16 @@ own: a WHATSAT that arrives meanwhile waits for them, at most [places]
 timeout_ms. Places data found corrupt then stops the server with exit code 1.
 
 SIGINT or SIGTERM stops accepting, answers what was already received, flushes
-the log and exits 0. SIGHUP reopens the log file, for log rotation: move
-NAME.log away, send SIGHUP, and the server starts a new NAME.log.
+the log and exits 0. SIGHUP (or `herdctl reload NAME`) does two things:
+  - reopens the log file, for log rotation: move NAME.log away, send SIGHUP,
+    and the server starts a new NAME.log;
+  - re-reads the config file: neighbors added are linked with and caught up,
+    neighbors removed lose their link and are refused from then on, a
+    neighbor's new host or peer_port is redialed, and log.level applies. A
+    file that does not parse, or that changes anything else this server uses
+    (its own ports and addresses, [tls], [places], [clients], log.dir), is
+    refused whole with one log line saying why; the server keeps its config.
+While it runs, the server keeps its process id in LOG_DIR/NAME.pid.
 )";
 
 struct Options {
@@ -126,20 +138,75 @@ herd::awaitable<void> return_freed_memory(asio::steady_timer& timer) {
 }
 #endif
 
-// Log rotation: once the file has been moved away, each SIGHUP starts a new one at the path.
-herd::awaitable<void> reopen_log_on_hangup(herd::Log& log, asio::signal_set& hangup,
-                                           const herd::ServerConfig& self) {
+// Re-reads the config file and applies what may change while the server runs, all or nothing.
+// `running` is the config in force, which this replaces when the reload goes ahead.
+herd::awaitable<void> reload_config(herd::Log& log, herd::Herd& herd, herd::Config& running,
+                                    const std::string& self) {
+  auto refuse = [&](std::string_view why) {
+    log.notice("server", fmt::format("config reload refused: {}; keeping the running config", why));
+    herd.reload_refused();
+  };
+  herd::Config file;
+  try {
+    file = herd::load_config(running.file);
+  } catch (const herd::ConfigError& e) {
+    co_return refuse(e.what());
+  }
+  auto plan = herd::plan_reload(running, file, self);
+  if (plan.refused()) co_return refuse("needs a restart: " + plan.needs_restart);
+  auto summary = plan.summary();
+  if (plan.log_level) log.set_level(*plan.log_level);
+  co_await herd.relink(std::move(plan));
+  running = std::move(file);
+  log.notice("server", "config reloaded: " + summary);
+}
+
+// SIGHUP: log rotation (once the file has been moved away, a new one starts at the path), then
+// a config reload.
+herd::awaitable<void> on_hangup(herd::Log& log, asio::signal_set& hangup, herd::Herd& herd,
+                                herd::Config running, const herd::ServerConfig& self) {
   for (;;) {
     auto [error, number] = co_await hangup.async_wait(herd::as_result);
     if (error) co_return;
-    log.event("server", "SIGHUP received; reopening the log file");
+    log.event("server", "SIGHUP received; reopening the log file and reloading the config");
     if (auto failed = log.reopen())
       log.warning("server", fmt::format("{}; still writing to the old file", *failed));
     else
       log.event("server", fmt::format("log file reopened ({} listening on {})", self.name,
                                       herd::address_text(self.listen, self.port)));
+    co_await reload_config(log, herd, running, self.name);
   }
 }
+
+// LOG_DIR/NAME.pid holds the server's process id while it runs: `herdctl reload` finds it there.
+class PidFile {
+ public:
+  PidFile(std::filesystem::path path, herd::Log& log) : path_(std::move(path)) {
+    auto temporary = path_;
+    temporary += ".new";
+    std::ofstream(temporary) << ::getpid() << '\n';
+    std::error_code error;
+    std::filesystem::rename(temporary, path_, error);
+    if (error) {
+      log.warning("server", fmt::format("cannot write {}: {}; herdctl reload will not find the "
+                                        "server (send it SIGHUP)",
+                                        path_.string(), error.message()));
+      path_.clear();
+    }
+  }
+  PidFile(const PidFile&) = delete;
+  PidFile& operator=(const PidFile&) = delete;
+  ~PidFile() {
+    if (path_.empty()) return;
+    long pid = 0;
+    std::ifstream(path_) >> pid;
+    std::error_code ignored;
+    if (pid == ::getpid()) std::filesystem::remove(path_, ignored);  // not a newer server's
+  }
+
+ private:
+  std::filesystem::path path_;
+};
 
 // After a stop, waits until every session has answered and closed (at most 3 s). Runs on
 // the herd's strand, which keeps the count of sessions.
@@ -230,7 +297,8 @@ int run(const Options& options) {
   asio::co_spawn(io, return_freed_memory(trim_timer), asio::detached);
 #endif
 
-  asio::co_spawn(io, reopen_log_on_hangup(log, hangup, self), asio::detached);
+  asio::co_spawn(io, on_hangup(log, hangup, herd, config, self), asio::detached);
+  PidFile pid_file(config.log_dir / (self.name + ".pid"), log);  // once SIGHUP is handled
 
   std::atomic<bool> stopping{false};
   std::atomic<int> exit_code{0};

@@ -141,6 +141,10 @@ std::string render_metrics(const MetricsSnapshot& s) {
               "Places lookups for WHATSAT, by the status of the answer.", "status", lookups);
   out.histogram("herd_places_lookup_seconds", "Time a places lookup took, waiting included.",
                 s.places_latency);
+  out.labeled("counter", "herd_config_reloads_total",
+              "Config reloads (SIGHUP), by outcome: ok, or refused (the server kept its config).",
+              "result",
+              {{"ok", double(s.herd.reloads_ok)}, {"refused", double(s.herd.reloads_refused)}});
   out.counter("herd_log_bytes_written_total", "Bytes written to the log file.",
               double(s.log_bytes));
   out.gauge("herd_start_time_seconds", "When the server started, in seconds since the epoch.",

@@ -60,12 +60,14 @@ struct LinkState {
   std::uint64_t catch_up_records_sent = 0;
 };
 struct HerdSnapshot {
+  bool loading = false;  // the store's file is still being read
   std::size_t records = 0;
   std::size_t clients = 0;
   std::vector<LinkState> links;
   std::uint64_t puts_sent = 0;
   std::uint64_t acks_received = 0;  // ACK lines
   Histogram ack_latency;            // per PUT acknowledged
+  std::uint64_t reloads_ok = 0, reloads_refused = 0;  // config reloads (SIGHUP)
 };
 
 // Everything one scrape shows.

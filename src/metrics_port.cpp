@@ -15,6 +15,7 @@ constexpr int max_open = 16;             // connections served at once; more are
 }  // namespace
 
 std::string health_of(const HerdSnapshot& herd) {
+  if (herd.loading) return "loading the store from disk";
   std::string down;
   int count = 0;
   for (const auto& link : herd.links) {

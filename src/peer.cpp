@@ -156,13 +156,13 @@ void PeerLink::start() {
   asio::co_spawn(strand_, dial(), asio::detached);
 }
 
-void PeerLink::stop() {
+void PeerLink::stop(std::string_view why) {
   stopped_ = true;
   retry_.cancel();
   went_down_.notify();
   if (!live_) return;
   report_traffic(*live_, true);  // the server may stop before the link's end is logged
-  live_->connection.close("server stopping");
+  live_->connection.close(why);
 }
 
 void PeerLink::accept(tcp::socket socket, std::string buffered) {
@@ -304,7 +304,7 @@ awaitable<bool> PeerLink::dial_once(std::chrono::milliseconds connect_timeout) {
   std::string buffered;
   auto* tls = host_.peer_tls();
   if (!tls) {
-    if (!co_await say_hello(socket, buffered, deadline)) co_return false;
+    if (!co_await say_hello(socket, buffered, deadline) || stopped_) co_return false;
     if (keeps_link_up()) co_return true;
     log.event(who_, fmt::format("connected to {}", where_));
     co_await run(std::move(socket), std::move(buffered), "");
@@ -329,7 +329,7 @@ awaitable<bool> PeerLink::dial_once(std::chrono::milliseconds connect_timeout) {
                                 neighbor_.name));
     co_return false;
   }
-  if (!co_await say_hello(stream, buffered, deadline)) co_return false;
+  if (!co_await say_hello(stream, buffered, deadline) || stopped_) co_return false;
   if (keeps_link_up()) co_return true;
   log.event(who_, fmt::format("connected to {} (TLS)", where_));
   co_await run(std::move(stream), std::move(buffered), "");
@@ -383,7 +383,9 @@ awaitable<bool> PeerLink::say_hello(Stream& stream, std::string& buffered,
 template <typename Stream>
 awaitable<void> PeerLink::run(Stream stream, std::string buffered, std::string greeting) {
   auto self = shared_from_this();
-  if (live_) {  // what was sent on it will not be acknowledged: the link starts afresh
+  co_await host_.until_loaded();
+  if (stopped_) co_return;  // removed from the config since: the connection just closes
+  if (live_) {              // what was sent on it will not be acknowledged: the link starts afresh
     live_->connection.close("replaced by a new connection");
     host_.peer_log().event(who_, "link down: replaced by a new connection");
     report_traffic(*live_, true);
@@ -414,6 +416,7 @@ awaitable<void> PeerLink::run(Stream stream, std::string buffered, std::string g
 // A neighbor that acknowledges nothing for ack_timeout loses its link, and is redialed. Sums
 // up the link's traffic in the log every few seconds.
 awaitable<void> PeerLink::watchdog(std::shared_ptr<Live> live) {
+  auto self = shared_from_this();  // a link a reload removed may end before its watchdog wakes
   asio::steady_timer timer(strand_);
   while (!live->connection.closed()) {
     timer.expires_after(500ms);

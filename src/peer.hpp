@@ -40,6 +40,8 @@ class PeerHost {
   // The link has handled all it read for now.
   virtual void handled_batch() = 0;
   virtual std::optional<Clock::time_point> oldest_unacknowledged(const PeerLink& link) const = 0;
+  // Returns once the store holds what the server kept on disk: a catch-up sends all of it.
+  virtual awaitable<void> until_loaded() = 0;
 
  protected:
   ~PeerHost() = default;
@@ -59,7 +61,9 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   std::uint64_t owner() const;
 
   void start();
-  void stop();
+  // Closes the link for good, saying why in the log: the server stops, or the neighbor was
+  // removed from the config.
+  void stop(std::string_view why = "server stopping");
 
   // An inbound connection on the peer port that introduced itself as this neighbor (over
   // TLS: with a certificate naming it). It becomes the link when the link is down. While the
@@ -99,9 +103,9 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   PeerHost& host_;
   CoreStrand strand_;
   std::size_t number_;
-  const ServerConfig& neighbor_;
-  std::string who_;  // "peer NAME", for the log
-  std::string where_;  // its peer port's address, "host:port"
+  ServerConfig neighbor_;  // a copy: a config reload replaces the herd's config
+  std::string who_;        // "peer NAME", for the log
+  std::string where_;      // its peer port's address, "host:port"
   bool redials_;
   bool stopped_ = false;
   std::shared_ptr<Live> live_;

@@ -71,10 +71,12 @@ Store::Applied Store::apply(Location candidate, std::uint32_t hash) {
   if (slot->record != empty) {
     Location& current = records_[slot->record];
     if (!supersedes(candidate, current)) return {Outcome::unchanged, current};
+    at_line_bytes_ += candidate.at_line.size() - current.at_line.size();  // modulo 2^64
     current = std::move(candidate);
     return {Outcome::replaced, current};
   }
   *slot = {hash, static_cast<std::uint32_t>(records_.size())};
+  at_line_bytes_ += candidate.at_line.size();
   records_.push_back(std::move(candidate));
   if (records_.size() * 2 > slots_.size()) grow();
   return {Outcome::inserted, records_.back()};
@@ -96,6 +98,15 @@ void Store::publish_table() {
 const Location* Store::find(std::string_view client, std::uint32_t hash) const {
   const Slot* slot = slot_for(client, hash);
   return slot->record == empty ? nullptr : &records_[slot->record];
+}
+
+void Store::merge_into(Store& other) {
+  for (auto& record : records_) other.apply(std::move(record));
+  slots_.swap(other.slots_);
+  records_.swap(other.records_);
+  std::swap(at_line_bytes_, other.at_line_bytes_);
+  publish_table();
+  other.publish_table();
 }
 
 }  // namespace herd

@@ -58,9 +58,15 @@ class Store {
   // only atomics, and a prefetch never faults, even on a table that has just been replaced.
   void prefetch_from_anywhere(std::uint32_t hash) const;
 
+  // Moves every record of this store into `other` (kept where it supersedes what `other`
+  // holds), then takes `other`'s records as its own.
+  void merge_into(Store& other);
+
   // Records in insertion order; indices are stable, so a catch-up can walk them in steps.
   std::size_t size() const { return records_.size(); }
   const Location& at(std::size_t index) const { return records_[index]; }
+  // The bytes of the records' AT lines together.
+  std::size_t at_line_bytes() const { return at_line_bytes_; }
 
  private:
   // Open addressing over (hash, record index): a probe touches one small array, and the
@@ -82,6 +88,7 @@ class Store {
   std::atomic<std::uintptr_t> table_address_{reinterpret_cast<std::uintptr_t>(slots_.data())};
   std::atomic<std::size_t> table_mask_{slots_.size() - 1};
   std::deque<Location> records_;
+  std::size_t at_line_bytes_ = 0;
 };
 
 }  // namespace herd

@@ -63,6 +63,7 @@ def files_installed(build_root):
         unit = f.read()
     expected = f"ExecStart={layout.bindir}/herd-server --config /etc/herd/herd.toml %i\n"
     assert expected in unit, f"{layout.unit} has no line {expected!r}:\n{unit}"
+    assert "\nExecReload=/bin/kill -HUP $MAINPID\n" in unit, unit  # systemctl reload: SIGHUP
     assert "@bindir@" not in unit, unit
     source_data = places_data()
     if not source_data:

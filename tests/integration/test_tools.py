@@ -47,7 +47,8 @@ def command_line(server):
 
 
 def port_in_use(server):
-    herd = Herd(server, links={"A": []}).start()
+    # Without a store: a second server on the same directory would stop at its lock first.
+    herd = Herd(server, links={"A": []}, extra_toml='[store]\ndir = ""\n').start()
     try:
         result = run([server, "--config", herd.config, "A"])
         assert result.returncode == 1 and "cannot listen on 127.0.0.1:" in result.stderr, result

@@ -88,8 +88,8 @@ TEST_CASE("config errors name the file, line, column and key", "[config]") {
        "/etc/herd/herd.toml:3:1: servers.A.prot: unknown key (expected one of: host, listen, "
        "port, peer_port, tls_port, metrics_port, talks_with)"},
       {"[place]\n[servers.A]\nport = 1\n",
-       "/etc/herd/herd.toml:1:2: place: unknown key (expected one of: places, clients, log, "
-       "tls, servers)"},
+       "/etc/herd/herd.toml:1:2: place: unknown key (expected one of: places, clients, "
+       "store, log, tls, servers)"},
       {"[servers.A]\nport = 1\ntalks_with = [\"B\"]\n",
        "/etc/herd/herd.toml:3:15: servers.A.talks_with: unknown server \"B\""},
       {"[servers.A]\nport = 1\ntalks_with = [\"A\"]\n",
@@ -236,4 +236,36 @@ TEST_CASE("log.level: debug, info (the default) or warn", "[config]") {
         "/etc/herd/herd.toml:2:9: log.level: expected a string, got an integer");
   CHECK(error_of("[log]\nlevels = \"info\"\n[servers.A]\nport = 1\n") ==
         "/etc/herd/herd.toml:2:1: log.levels: unknown key (expected one of: dir, level)");
+}
+
+TEST_CASE("[store]: dir relative to the file, \"\" turns it off; fsync always, everysec or no",
+          "[config]") {
+  auto store_of = [](std::string_view store) {
+    return parse_config(fmt::format("{}\n[servers.A]\nport = 1\n", store), "/etc/herd/herd.toml")
+        .store;
+  };
+  auto defaults = store_of("");
+  CHECK(defaults.dir == "/etc/herd/state");
+  CHECK(defaults.enabled());
+  CHECK(defaults.fsync == StoreConfig::Fsync::everysec);
+  CHECK(defaults.compact_min_mb == 64);
+  CHECK(store_of("[store]\ndir = \"/var/lib/herd\"").dir == "/var/lib/herd");
+  CHECK(store_of("[store]\ndir = \"s\"").dir == "/etc/herd/s");
+  CHECK_FALSE(store_of("[store]\ndir = \"\"").enabled());
+  CHECK(store_of("[store]\nfsync = \"always\"").fsync == StoreConfig::Fsync::always);
+  CHECK(store_of("[store]\nfsync = \"no\"").fsync == StoreConfig::Fsync::no);
+  CHECK(store_of("[store]\ncompact_min_mb = 0").compact_min_mb == 0);
+
+  CHECK(error_of("[store]\nfsync = \"sometimes\"\n[servers.A]\nport = 1\n") ==
+        "/etc/herd/herd.toml:2:9: store.fsync: unknown mode \"sometimes\" (expected \"always\", "
+        "\"everysec\" or \"no\")");
+  CHECK(error_of("[store]\nfsync = true\n[servers.A]\nport = 1\n") ==
+        "/etc/herd/herd.toml:2:9: store.fsync: expected a string, got a boolean");
+  CHECK(error_of("[store]\ndir = 1\n[servers.A]\nport = 1\n") ==
+        "/etc/herd/herd.toml:2:7: store.dir: expected a string, got an integer");
+  CHECK(error_of("[store]\ncompact_min_mb = -1\n[servers.A]\nport = 1\n") ==
+        "/etc/herd/herd.toml:2:18: store.compact_min_mb: -1 is out of range 0..1048576");
+  CHECK(error_of("[store]\nfsnyc = \"no\"\n[servers.A]\nport = 1\n") ==
+        "/etc/herd/herd.toml:2:1: store.fsnyc: unknown key (expected one of: dir, fsync, "
+        "compact_min_mb)");
 }

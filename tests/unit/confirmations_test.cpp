@@ -216,3 +216,16 @@ TEST_CASE("a lagging neighbor still lags on its next connection", "[confirmation
   CHECK(confirmed.empty());
   CHECK(c.pending() == 1);
 }
+
+TEST_CASE("a link added later gets the next number and waits like the others", "[confirmations]") {
+  Confirmations c(1);
+  std::vector<Waiter> confirmed;
+  CHECK(c.add_link() == 1);
+  CHECK(c.links() == 2);
+  auto ids = start(c, {7, 1}, {0, 1}, confirmed);
+  CHECK(ids == std::vector<std::uint64_t>{1, 1});
+  c.acknowledged(0, 1, 1, t0, confirmed);
+  CHECK(confirmed.empty());
+  c.link_down(1, confirmed);  // a removed neighbor's link goes down: nobody waits for it
+  CHECK(confirmed == std::vector<Waiter>{{7, 1}});
+}

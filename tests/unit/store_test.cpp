@@ -2,6 +2,7 @@
 #include <array>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include "store.hpp"
 
@@ -82,4 +83,25 @@ TEST_CASE("a record knows its client; many clients are all found", "[store]") {
   }
   CHECK(store.find("c100000") == nullptr);
   CHECK(store.find("") == nullptr);
+}
+
+TEST_CASE("a loaded store merges with what was told meanwhile, the newer record winning",
+          "[store]") {
+  Store live, loaded;
+  live.apply(at("AT A +0.100000000 kiwi +1+1 20"));   // told during the load, newer than the file's
+  live.apply(at("AT A +0.100000000 mango +1+1 5"));   // older than the file's
+  live.apply(at("AT A +0.100000000 papaya +1+1 5"));  // not in the file
+  loaded.apply(at("AT B +0.100000000 kiwi +2+2 10"));
+  loaded.apply(at("AT B +0.100000000 mango +2+2 10"));
+  for (int i = 0; i < 3000; ++i)  // enough to grow the table
+    loaded.apply(at(fmt::format("AT B +0.100000000 c{} +2+2 10", i)));
+  live.merge_into(loaded);
+  CHECK(live.size() == 3003);
+  CHECK(live.find("kiwi")->at_line == "AT A +0.100000000 kiwi +1+1 20");
+  CHECK(live.find("mango")->at_line == "AT B +0.100000000 mango +2+2 10");
+  CHECK(live.find("papaya")->at_line == "AT A +0.100000000 papaya +1+1 5");
+  CHECK(live.find("c2999") != nullptr);
+  std::size_t bytes = 0;
+  for (std::size_t i = 0; i < live.size(); ++i) bytes += live.at(i).at_line.size();
+  CHECK(live.at_line_bytes() == bytes);
 }
