@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -51,6 +52,10 @@ options:
   --threads N     threads running the event loop (default: 1)
   --version       print herd-server's version
   -h, --help      show this help
+
+It listens first, then loads the offline places (GeoNames) on a thread of its
+own: a WHATSAT that arrives meanwhile waits for them, at most [places]
+timeout_ms. Places data found corrupt then stops the server with exit code 1.
 
 SIGINT or SIGTERM stops accepting, answers what was already received, flushes
 the log and exits 0. SIGHUP (or `herdctl reload NAME`) does two things:
@@ -239,6 +244,9 @@ int run(const Options& options) {
   auto descriptors = raise_descriptor_limit();
   herd::Log log(config.log_dir / (self.name + ".log"), config.log_level);
   asio::io_context io(options.threads);
+  // Taken before the ports listen: a signal from someone who saw them listen is handled.
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  asio::signal_set hangup(io, SIGHUP);
   std::shared_ptr<asio::ssl::context> peer_tls, client_tls;
   if (config.tls.enabled()) peer_tls = herd::peer_tls_context(config.tls, self.name);
   if (self.tls_port) client_tls = herd::client_port_tls_context(config.tls, self.name);
@@ -289,14 +297,13 @@ int run(const Options& options) {
   asio::co_spawn(io, return_freed_memory(trim_timer), asio::detached);
 #endif
 
-  asio::signal_set hangup(io, SIGHUP);
   asio::co_spawn(io, on_hangup(log, hangup, herd, config, self), asio::detached);
   PidFile pid_file(config.log_dir / (self.name + ".pid"), log);  // once SIGHUP is handled
 
-  asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](const asio::error_code& error, int signal) {
-    if (error) return;
-    log.event("server", fmt::format("{} received; stopping", strsignal(signal)));
+  std::atomic<bool> stopping{false};
+  std::atomic<int> exit_code{0};
+  auto stop = [&] {
+    if (stopping.exchange(true)) return;
     hangup.cancel();
     server.stop();
     peer_port.stop();
@@ -306,6 +313,18 @@ int run(const Options& options) {
     flush_timer.cancel();
     trim_timer.cancel();
     asio::co_spawn(herd.strand(), finish(io, herd), asio::detached);
+  };
+  signals.async_wait([&](const asio::error_code& error, int signal) {
+    if (error) return;
+    log.event("server", fmt::format("{} received; stopping", strsignal(signal)));
+    stop();
+  });
+  // Data that cannot be read shows only once the server listens: it stops as it would at start.
+  places->start([&](std::string why) {
+    log.warning("places", fmt::format("{}; stopping", why));
+    fmt::print(stderr, "herd-server: {}\n", why);
+    exit_code = 1;
+    stop();
   });
 
   std::vector<std::jthread> extra;
@@ -313,7 +332,7 @@ int run(const Options& options) {
   io.run();
   for (auto& t : extra) t.join();
   log.event("server", "stopped");
-  return 0;
+  return exit_code;
 }
 
 }  // namespace

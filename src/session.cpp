@@ -104,11 +104,16 @@ void Session::received(LineBuffer& input, Timestamp at, Input state) {
 // stay under the point where reading pauses. The rest wait in the input for the next batch.
 bool Session::batch_full() const {
   return batch_places_ > 0 &&
-         connection_.unsent() + replies_.waiting_bytes() + batch_places_ > replies_.pause_at();
+         connection_.unsent() + replies_.waiting_bytes() + places_in_flight_ + batch_places_ >
+             replies_.pause_at();
 }
 
 bool Session::hold_reading() const {
-  return in_herd_ || replies_.should_pause_reading(connection_.unsent());
+  return in_herd_ || replies_.should_pause_reading(connection_.unsent() + places_in_flight_);
+}
+
+std::size_t Session::places_estimate(int bound) {
+  return 512 + 512 * static_cast<std::size_t>(bound);
 }
 
 void Session::handle(std::string_view line, Timestamp at) {
@@ -140,7 +145,7 @@ void Session::handle(std::string_view line, Timestamp at) {
     herd_.prefetch(hash);
     ops_.push_back({StoreOp::Kind::lookup, whatsat->client, {}, hash, reply});
     lookups_.push_back({whatsat->radius_km, whatsat->bound});
-    batch_places_ += 512 + 512 * static_cast<std::size_t>(whatsat->bound);
+    batch_places_ += places_estimate(whatsat->bound);
   } else {
     replies_.add(format_invalid(line), true, out);
   }
@@ -162,7 +167,8 @@ void Session::applied() {
 void Session::look_up_places(StoreOp& op, Lookup lookup) {
   auto where = op.location.where();
   places::NearbyQuery query{where.lat, where.lng, lookup.radius_km, lookup.bound};
-  places_.nearby(query, [self = shared_from_this(), reply = op.reply,
+  places_in_flight_ += places_estimate(lookup.bound);
+  places_.nearby(query, [self = shared_from_this(), reply = op.reply, bound = lookup.bound,
                          at_line = std::move(op.location.at_line),
                          asked = std::chrono::steady_clock::now()](std::string json) mutable {
     std::chrono::duration<double> took = std::chrono::steady_clock::now() - asked;
@@ -171,9 +177,11 @@ void Session::look_up_places(StoreOp& op, Lookup lookup) {
     text.reserve(at_line.size() + json.size() + 3);
     text.append(at_line).append("\n").append(json).append("\n\n");
     asio::dispatch(self->connection_.executor(),
-                   [self, reply, text = std::move(text)] {
+                   [self, reply, bound, text = std::move(text)] {
+                     self->places_in_flight_ -= places_estimate(bound);
                      self->complete(reply, text);
                      self->flush();
+                     self->connection_.wake_reader();
                    });
   });
 }

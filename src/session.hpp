@@ -39,6 +39,7 @@ class Session : public std::enable_shared_from_this<Session>,
   void received(LineBuffer& input, Timestamp at, Input state) override;
   bool hold_reading() const override;
   bool batch_full() const;
+  static std::size_t places_estimate(int bound);  // the bytes a WHATSAT's reply may take
   bool owes_output() const override { return replies_.waiting() > 0; }
   void refill(std::string& /*outbox*/) override { account(); }
 
@@ -64,11 +65,14 @@ class Session : public std::enable_shared_from_this<Session>,
   ReplyQueue replies_;
   ClientBudget& budget_;
   std::size_t max_output_;
-  std::size_t accounted_ = 0;  // what budget_ counts for this session
-  std::vector<StoreOp> ops_;     // the batch of the last read
-  std::vector<Lookup> lookups_;  // parallel to ops_
-  bool in_herd_ = false;      // a batch is with the herd: reading waits
+  std::size_t accounted_ = 0;     // what budget_ counts for this session
+  std::vector<StoreOp> ops_;      // the batch of the last read
+  std::vector<Lookup> lookups_;   // parallel to ops_
+  bool in_herd_ = false;          // a batch is with the herd: reading waits
   std::size_t batch_places_ = 0;  // what this batch's WHATSATs may add to the replies, roughly
+  // The same for lookups asked and not yet answered (places still loading, Google): counted
+  // like unsent replies, so that a client cannot pile up lookups without end.
+  std::size_t places_in_flight_ = 0;
   ReplyQueue::Id replies_counted_ = 0;
 };
 

@@ -227,6 +227,10 @@ Gazetteer Gazetteer::load(const std::filesystem::path& pbf) {
     bytes.append(chunk, static_cast<std::size_t>(in.gcount()));
   }
   if (in.bad()) throw std::runtime_error(pbf.string() + ": read error");
+  return decode(pbf, bytes);
+}
+
+Gazetteer Gazetteer::decode(const std::filesystem::path& pbf, std::string_view bytes) {
   if (bytes.empty()) throw std::runtime_error(pbf.string() + ": empty file, no records");
 
   std::vector<City> cities;
@@ -235,7 +239,11 @@ Gazetteer Gazetteer::load(const std::filesystem::path& pbf) {
   } catch (const std::runtime_error& e) {
     throw std::runtime_error(pbf.string() + ": " + e.what());
   }
-  return Gazetteer(std::move(cities));
+  try {
+    return Gazetteer(std::move(cities));
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(pbf.string() + ": " + e.what());
+  }
 }
 
 Gazetteer::Gazetteer(std::vector<City> cities) : cities_(std::move(cities)) {

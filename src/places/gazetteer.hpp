@@ -37,6 +37,8 @@ class Gazetteer {
  public:
   // Throws std::runtime_error whose message starts with the path.
   static Gazetteer load(const std::filesystem::path& pbf);
+  // The same for the bytes of `pbf`, read elsewhere.
+  static Gazetteer decode(const std::filesystem::path& pbf, std::string_view bytes);
 
   // Keeps longitudes in [-180, 180] (179 for -181). Throws std::invalid_argument when a city has
   // a latitude outside [-90, 90] or a non-finite longitude.

@@ -50,7 +50,8 @@ std::string api_key(const PlacesConfig& config) {
 std::unique_ptr<Provider> make_provider(const PlacesConfig& config, asio::io_context& io,
                                         Log& log) {
   if (config.provider == "geonames")
-    return std::make_unique<GeonamesProvider>(find_geonames_data(config));
+    return std::make_unique<GeonamesProvider>(
+        io, find_geonames_data(config), std::chrono::milliseconds(config.timeout_ms), log);
   GoogleSettings settings;
   settings.api = config.provider == "google-legacy" ? GoogleSettings::Api::legacy
                                                     : GoogleSettings::Api::places_new;

@@ -26,6 +26,11 @@ class Provider {
  public:
   virtual ~Provider() = default;
 
+  // Begins what may take a while (the gazetteer loads), once the server listens; lookups
+  // asked before it is done wait for it. `failed` is called on the io_context, at most once,
+  // when the provider turns out unable to answer any lookup (corrupt data).
+  virtual void start(std::function<void(std::string why)> failed) { (void)failed; }
+
   // Calls `done` exactly once with places JSON in the legacy Nearby Search shape (no empty
   // line inside, no trailing newline), from any thread, possibly before returning.
   virtual void nearby(const NearbyQuery& query, std::function<void(std::string json)> done) = 0;
@@ -34,7 +39,8 @@ class Provider {
   virtual void shutdown() {}
 };
 
-// Throws std::runtime_error with a message a person can act on (missing data, missing key).
+// Throws std::runtime_error with a message a person can act on (missing or empty data, missing
+// key): what can be found out at once, before the server listens.
 // Reads a Google provider's key from the environment variable the config names.
 std::unique_ptr<Provider> make_provider(const PlacesConfig& config, asio::io_context& io, Log& log);
 

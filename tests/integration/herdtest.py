@@ -138,7 +138,10 @@ class Herd:
         # HERD_TEST_THREADS=N starts every server of the tests with --threads N (the
         # ThreadSanitizer build runs the suites so: tools/dev tsan); a test's own value wins.
         self.threads = threads or int(os.environ.get("HERD_TEST_THREADS") or 0) or None
-        self.head = (places or '[places]\nprovider = "geonames"\n') + extra_toml + '\n[log]\ndir = "logs"\n'
+        # The gazetteer loads after the server listens; a WHATSAT right after start waits for it,
+        # and on a busy machine (five servers loading at once, TSan) longer than the default 3 s.
+        geonames = '[places]\nprovider = "geonames"\ntimeout_ms = 60000\n'
+        self.head = (places or geonames) + extra_toml + '\n[log]\ndir = "logs"\n'
         if log_level:
             self.head += f'level = "{log_level}"\n'
         if tls_herdctl:
@@ -186,7 +189,8 @@ class Herd:
             return self.config
         return os.path.join(self.dir, f"herd-{name}.toml")  # beside herd.toml: logs/ is shared
 
-    def start(self, *names):
+    def start(self, *names, wait=True):
+        """Starts the servers, and unless `wait` is False waits until each listens."""
         for name in names or self.names:
             args = [self.binary, "--config", self.config_of(name), name]
             if self.threads:
@@ -194,6 +198,8 @@ class Herd:
             out = open(os.path.join(self.dir, f"{name}.out"), "w")
             self.procs[name] = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=self.env,
                                                 preexec_fn=self.preexec.get(name))
+        if not wait:
+            return self
         try:
             for name in names or self.names:
                 wait_until(lambda: self.listening(name) or self.exited(name), 15, f"{name} to listen")
