@@ -71,6 +71,7 @@ awaitable<void> Herd::change_links(ReloadPlan plan) {
     log_.event("peer " + name, moved ? "its address changed in the config; relinking"
                                      : "removed from the config; closing the link");
     (*link)->stop(moved ? "its address changed in the config" : "removed from the config");
+    former_resume_points_[name] = resume_points_[(*link)->number()];
     links_.erase(link);
   }
   for (const auto& neighbor : plan.added) add_link(neighbor);
@@ -83,7 +84,10 @@ void Herd::add_link(const ServerConfig& neighbor) {
   auto link = std::make_shared<PeerLink>(host, strand_, confirmations_.add_link(), neighbor,
                                          self_.name < neighbor.name);
   lagging_.push_back(false);
-  resume_points_.emplace_back();
+  // A neighbor linked with before (even at another address) sends only what changed since.
+  auto former = former_resume_points_.find(neighbor.name);
+  resume_points_.push_back(former != former_resume_points_.end() ? former->second : ResumePoint{});
+  if (former != former_resume_points_.end()) former_resume_points_.erase(former);
   auto at = std::find_if(links_.begin(), links_.end(),
                          [&](const auto& l) { return l->name() > neighbor.name; });
   links_.insert(at, link);
@@ -157,8 +161,11 @@ void Herd::loaded(std::unique_ptr<Store> records, ResumePoints resume_points, st
   // its number: a catch-up to a neighbor that holds the file's changes sends it.
   store_.merge_into(*records, [this](const Location& record) { persist(record); });
   for (auto& link : links_)
-    if (auto point = resume_points.find(link->name()); point != resume_points.end())
+    if (auto point = resume_points.find(link->name()); point != resume_points.end()) {
       resume_points_[link->number()] = point->second;
+      resume_points.erase(point);
+    }
+  former_resume_points_.merge(resume_points);  // neighbors no longer in the config
   log_.event("store", fmt::format("loaded {} records ({} clients) from {} in {} ms; clients "
                                   "told meanwhile: {}; epoch {}, changes from {}",
                                   count, store_.size(), file_->path().string(), took.count(),

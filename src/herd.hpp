@@ -175,6 +175,7 @@ class Herd : private PeerHost {
   void acknowledged(PeerLink& link, std::uint64_t first, std::uint64_t last) override;
   void handled_batch() override { deliver(); }
   std::optional<Clock::time_point> oldest_unacknowledged(const PeerLink& link) const override;
+  bool loading() const override { return loading_; }
   awaitable<void> until_loaded() override;
 
   const ServerConfig& self_;
@@ -185,6 +186,7 @@ class Herd : private PeerHost {
   Store store_;
   std::uint64_t epoch_ = 0;
   std::vector<ResumePoint> resume_points_;  // by link number
+  ResumePoints former_resume_points_;       // of neighbors a reload removed, should they return
   // The current neighbors' links, by name. A link's number (its slot in confirmations_ and
   // lagging_) stays its own after a reload removed it, until its last event is handled.
   std::vector<std::shared_ptr<PeerLink>> links_;

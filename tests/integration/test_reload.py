@@ -113,6 +113,15 @@ def grow_to_five_and_shrink_back(server, herdctl):
         wait_until(lambda: herd.knows("Gamma", "late.example"), 10, "late.example at Gamma")
         assert not herd.knows("Delta", "late.example") and not herd.knows("Eps", "late.example")
         assert herd.reloads("Alpha", "ok") == 2 and herd.reloads("Alpha", "refused") == 0
+
+        # Delta back at Alpha: Alpha remembers where Delta's catch-up stopped, so Delta sends
+        # only what changed since (nothing), not its whole store again.
+        herd.rewrite(FIVE)
+        code, out = herd.reload("Alpha")
+        assert out == "Alpha: reloaded: neighbors: +Delta\n", out
+        sending = lambda: [l for l in herd.log("Delta").splitlines() if "peer Alpha - catch-up: sending" in l]
+        wait_until(lambda: len(sending()) == 2, 10, "Delta's second catch-up to Alpha")
+        assert "sending all" in sending()[0] and "sending the records changed after" in sending()[1], sending()
         assert herd.pids() == dict(pids, Delta=herd.procs["Delta"].pid, Eps=herd.procs["Eps"].pid), \
             "a server restarted or exited"
     finally:
