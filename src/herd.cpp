@@ -93,7 +93,7 @@ void Herd::add_link(const ServerConfig& neighbor) {
   links_.insert(at, link);
   log_.event("peer " + neighbor.name, fmt::format("added by the config; linking with it at {}",
                                                   address_text(neighbor.host, neighbor.peer_port)));
-  if (!stopped_) link->start();
+  if (!stopped_ && !loading_) link->start();  // else once loaded
 }
 
 Herd::~Herd() = default;
@@ -172,6 +172,8 @@ void Herd::loaded(std::unique_ptr<Store> records, ResumePoints resume_points, st
                                   told, format_epoch(epoch_), store_.changes()));
   loading_ = false;
   loaded_signal_.cancel();
+  if (!stopped_)
+    for (auto& link : links_) link->start();
   release_held(!records_coming());
 }
 
@@ -227,7 +229,10 @@ awaitable<void> Herd::release_held_in_time() {
 }
 
 void Herd::start() {
-  if (file_) loader_ = std::jthread([this] { load_store_file(); });
+  if (file_) {  // the links start dialing once it is loaded (loaded())
+    loader_ = std::jthread([this] { load_store_file(); });
+    return;
+  }
   asio::dispatch(strand_, [this] {
     for (auto& link : links_) link->start();
   });

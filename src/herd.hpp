@@ -104,6 +104,11 @@ class Herd : private PeerHost {
   // the miss overlaps the caller's parsing and formatting instead of stalling the strand.
   void prefetch(std::uint32_t client_hash) const { store_.prefetch_from_anywhere(client_hash); }
 
+  // Returns once the store holds what the server kept on disk (at once without [store]): the
+  // peer port hands a neighbor's connection to its link only then, since a catch-up sends the
+  // whole store. On the strand.
+  awaitable<void> until_loaded();
+
   // Only on the strand: a connection to the peer port that proved it is the neighbor `server`
   // (PeerPort) becomes its link, if the link takes it.
   void attach_peer(const std::string& server, tcp::socket socket, std::string buffered);
@@ -175,8 +180,6 @@ class Herd : private PeerHost {
   void acknowledged(PeerLink& link, std::uint64_t first, std::uint64_t last) override;
   void handled_batch() override { deliver(); }
   std::optional<Clock::time_point> oldest_unacknowledged(const PeerLink& link) const override;
-  bool loading() const override { return loading_; }
-  awaitable<void> until_loaded() override;
 
   const ServerConfig& self_;
   std::int64_t max_clock_skew_ms_;

@@ -481,16 +481,6 @@ awaitable<bool> PeerLink::say_hello(Stream& stream, std::string& buffered,
 template <typename Stream>
 awaitable<void> PeerLink::run(Stream stream, std::string buffered, std::string greeting) {
   auto self = shared_from_this();
-  if (host_.loading()) {
-    co_await host_.until_loaded();
-    // Another connection may have come up meanwhile: the rules of its arrival, applied now.
-    bool dialed = greeting.empty();
-    if (dialed && keeps_link_up()) co_return;
-    if (!dialed && live_ && std::is_same_v<Stream, tcp::socket>) {
-      host_.peer_log().event(who_, "already linked; closing the connection from it");
-      co_return;
-    }
-  }
   if (stopped_) co_return;  // removed from the config since: the connection just closes
   if (live_) {              // what was sent on it will not be acknowledged: the link starts afresh
     live_->connection.close("replaced by a new connection");

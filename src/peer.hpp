@@ -46,10 +46,6 @@ class PeerHost {
   // The link has handled all it read for now.
   virtual void handled_batch() = 0;
   virtual std::optional<Clock::time_point> oldest_unacknowledged(const PeerLink& link) const = 0;
-  // Whether the store is still loading what the server kept on disk, and a wait until it
-  // holds all of it: a catch-up sends the whole store.
-  virtual bool loading() const = 0;
-  virtual awaitable<void> until_loaded() = 0;
 
  protected:
   ~PeerHost() = default;

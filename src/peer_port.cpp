@@ -65,7 +65,9 @@ awaitable<void> PeerPort::greet(tcp::socket socket) {
   std::string buffered;
   if (!tls_) {
     auto name = co_await read_hello(socket, buffered, deadline, from);
-    if (name) herd_.attach_peer(*name, std::move(socket), std::move(buffered));
+    if (!name) co_return;
+    co_await herd_.until_loaded();
+    herd_.attach_peer(*name, std::move(socket), std::move(buffered));
     co_return;
   }
   TlsStream stream(std::move(socket), *tls_);
@@ -81,6 +83,7 @@ awaitable<void> PeerPort::greet(tcp::socket socket) {
   if (!certificate_names(SSL_get0_peer_certificate(stream.native_handle()), *name))
     co_return refuse(from, fmt::format("it says it is {}, but its certificate does not name {}",
                                        *name, *name));
+  co_await herd_.until_loaded();
   herd_.attach_peer(*name, std::move(stream), std::move(buffered));
 }
 
