@@ -2,6 +2,7 @@
 
 #include <array>
 #include <bit>
+#include <algorithm>
 #include <cmath>
 #include <iterator>
 
@@ -56,15 +57,59 @@ class Lines {
   bool first_ = true;
 };
 
-void write_number(std::string& out, double value) {
+constexpr std::array<double, 9> powers_of_ten{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
+
+// `value` with at most eight decimals when that reads back the same, as fmt's "{}" would write
+// it; 0 when it does not. Coordinates and ratings are such numbers, and this costs a few
+// multiplications against fmt's search for the shortest digits. Below 2^20 an interval that
+// reads back as `value` is far narrower than 1e-8, so it holds one candidate of k decimals at
+// most, and the first k that works gives the shortest text; from 1e-3 up fmt does not use an
+// exponent.
+std::size_t write_few_decimals(char* text, double value) {
+  const double magnitude = std::fabs(value);
+  if (!(magnitude >= 1e-3 && magnitude < 0x1p20)) return 0;
+  for (std::size_t decimals = 0; decimals < powers_of_ten.size(); ++decimals) {
+    const auto scaled = static_cast<std::uint64_t>(magnitude * powers_of_ten[decimals] + 0.5);
+    if (static_cast<double>(scaled) / powers_of_ten[decimals] != magnitude) continue;
+    char digits[24];
+    auto digits_end = fmt::format_to(digits, FMT_COMPILE("{}"), scaled);
+    auto count = static_cast<std::size_t>(digits_end - digits);
+    char* out = text;
+    if (value < 0) *out++ = '-';
+    if (count <= decimals) {  // 0.0…
+      *out++ = '0';
+      *out++ = '.';
+      out = std::fill_n(out, decimals - count, '0');
+      out = std::copy(digits, digits_end, out);
+    } else {
+      out = std::copy(digits, digits_end - decimals, out);
+      if (decimals > 0) {
+        *out++ = '.';
+        out = std::copy(digits_end - decimals, digits_end, out);
+      }
+    }
+    return static_cast<std::size_t>(out - text);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void write_json_number(std::string& out, double value) {
   if (!std::isfinite(value)) {
     out += "null";
     return;
   }
-  // The shortest text that reads back the same; compiled, the format string costs nothing.
   char text[32];
+  if (const std::size_t length = write_few_decimals(text, value)) {
+    out.append(text, length);
+    return;
+  }
+  // The shortest text that reads back the same; compiled, the format string costs nothing.
   out.append(text, fmt::format_to(text, FMT_COMPILE("{}"), value));
 }
+
+namespace {
 
 void write_integer(std::string& out, std::int64_t value) {
   char text[24];
@@ -173,9 +218,9 @@ void write_place(std::string& out, const PlaceView& place) {
       "         \"geometry\" : {\n"
       "            \"location\" : {\n"
       "               \"lat\" : "sv;
-  write_number(out, place.lat);
+  write_json_number(out, place.lat);
   out += ",\n               \"lng\" : "sv;
-  write_number(out, place.lng);
+  write_json_number(out, place.lng);
   out +=
       "\n"
       "            }\n"
@@ -186,7 +231,7 @@ void write_place(std::string& out, const PlaceView& place) {
   write_json_string(out, place.place_id);
   if (place.rating) {
     out += ",\n         \"rating\" : "sv;
-    write_number(out, *place.rating);
+    write_json_number(out, *place.rating);
   }
   out += ",\n         \"types\" : "sv;
   write_string_array(out, place.types, 3);
@@ -329,7 +374,7 @@ void write_pretty(std::string& out, simdjson::dom::element value, int depth) {
       fmt::format_to(std::back_inserter(out), "{}", value.get_uint64().value_unsafe());
       break;
     case simdjson::dom::element_type::DOUBLE:
-      write_number(out, value.get_double().value_unsafe());
+      write_json_number(out, value.get_double().value_unsafe());
       break;
     case simdjson::dom::element_type::BOOL:
       out += value.get_bool().value_unsafe() ? "true" : "false";
