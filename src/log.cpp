@@ -159,7 +159,8 @@ const char* find_empty_line(const char* p, const char* end) {
 #ifdef __SSE2__
   const __m128i newline = _mm_set1_epi8('\n');
   for (; end - p >= 17; p += 16) {
-    const __m128i here = _mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), newline);
+    const __m128i here =
+        _mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), newline);
     const __m128i next =
         _mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 1)), newline);
     if (const auto mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_and_si128(here, next))))

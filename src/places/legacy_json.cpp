@@ -2,8 +2,8 @@
 
 #include <array>
 #include <bit>
-#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <iterator>
 
 #ifdef __SSE2__
@@ -57,40 +57,32 @@ class Lines {
   bool first_ = true;
 };
 
-constexpr std::array<double, 9> powers_of_ten{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
-
 // `value` with at most eight decimals when that reads back the same, as fmt's "{}" would write
-// it; 0 when it does not. Coordinates and ratings are such numbers, and this costs a few
-// multiplications against fmt's search for the shortest digits. Below 2^20 an interval that
-// reads back as `value` is far narrower than 1e-8, so it holds one candidate of k decimals at
-// most, and the first k that works gives the shortest text; from 1e-3 up fmt does not use an
-// exponent.
+// it; 0 when it does not. Coordinates and ratings are such numbers, and this costs one
+// multiplication and a division against fmt's search for the shortest digits. Below 2^20 an
+// interval of numbers that read back as `value` is far narrower than 1e-8, so it holds one
+// number of eight decimals at most: the one `value` rounds to, which without its trailing
+// zeros is the shortest text. From 1e-3 up fmt does not use an exponent.
 std::size_t write_few_decimals(char* text, double value) {
   const double magnitude = std::fabs(value);
   if (!(magnitude >= 1e-3 && magnitude < 0x1p20)) return 0;
-  for (std::size_t decimals = 0; decimals < powers_of_ten.size(); ++decimals) {
-    const auto scaled = static_cast<std::uint64_t>(magnitude * powers_of_ten[decimals] + 0.5);
-    if (static_cast<double>(scaled) / powers_of_ten[decimals] != magnitude) continue;
-    char digits[24];
-    auto digits_end = fmt::format_to(digits, FMT_COMPILE("{}"), scaled);
-    auto count = static_cast<std::size_t>(digits_end - digits);
-    char* out = text;
-    if (value < 0) *out++ = '-';
-    if (count <= decimals) {  // 0.0…
-      *out++ = '0';
-      *out++ = '.';
-      out = std::fill_n(out, decimals - count, '0');
-      out = std::copy(digits, digits_end, out);
-    } else {
-      out = std::copy(digits, digits_end - decimals, out);
-      if (decimals > 0) {
-        *out++ = '.';
-        out = std::copy(digits_end - decimals, digits_end, out);
-      }
-    }
-    return static_cast<std::size_t>(out - text);
-  }
-  return 0;
+  const auto rounded = static_cast<std::int64_t>(magnitude * 1e8 + 0.5);
+  if (static_cast<double>(rounded) / 1e8 != magnitude) return 0;
+  auto scaled = static_cast<std::uint64_t>(rounded);  // unsigned divides by 10 in fewer steps
+  int decimals = 8;
+  for (; decimals > 0 && scaled % 10 == 0; --decimals) scaled /= 10;
+  char digits[32];
+  char* const end = digits + sizeof digits;
+  char* p = end;
+  for (int i = 0; i < decimals; ++i, scaled /= 10) *--p = static_cast<char>('0' + scaled % 10);
+  if (decimals > 0) *--p = '.';
+  do {
+    *--p = static_cast<char>('0' + scaled % 10);
+    scaled /= 10;
+  } while (scaled > 0);
+  if (value < 0) *--p = '-';
+  std::memcpy(text, p, static_cast<std::size_t>(end - p));
+  return static_cast<std::size_t>(end - p);
 }
 
 }  // namespace
