@@ -22,6 +22,9 @@ namespace {
 // Google's legacy output has the layout of jsoncpp's StyledWriter, including its line width.
 constexpr std::size_t kRightMargin = 74;
 
+// A string's text escaped, without its quotes: a place's strings share an append with theirs.
+void write_escaped(std::string& out, std::string_view text);
+
 void indent(std::string& out, int depth) {
   out.append(3 * static_cast<std::size_t>(depth), ' ');
 }
@@ -146,12 +149,12 @@ void write_string_array(std::string& out, const Strings& strings, int depth) {
     return;
   }
   const std::size_t start = out.size();
-  out += "[ "sv;
+  out += "[ \""sv;
   for (std::size_t i = 0; i < strings.size(); ++i) {
-    if (i > 0) out += ", "sv;
-    write_json_string(out, strings[i]);
+    if (i > 0) out += "\", \""sv;
+    write_escaped(out, strings[i]);
   }
-  out += " ]"sv;
+  out += "\" ]"sv;
   if (fits_on_one_line(strings.size(), out.size() - start)) return;
   out.resize(start);
   Lines lines(out, depth, '[');
@@ -202,9 +205,9 @@ void write_object(std::string& out, simdjson::dom::object object, int depth) {
 void write_place(std::string& out, const PlaceView& place) {
   out += "{\n"sv;
   if (place.business_status) {
-    out += "         \"business_status\" : "sv;
-    write_json_string(out, *place.business_status);
-    out += ",\n"sv;
+    out += "         \"business_status\" : \""sv;
+    write_escaped(out, *place.business_status);
+    out += "\",\n"sv;
   }
   out +=
       "         \"geometry\" : {\n"
@@ -217,10 +220,11 @@ void write_place(std::string& out, const PlaceView& place) {
       "\n"
       "            }\n"
       "         },\n"
-      "         \"name\" : "sv;
-  write_json_string(out, place.name);
-  out += ",\n         \"place_id\" : "sv;
-  write_json_string(out, place.place_id);
+      "         \"name\" : \""sv;
+  write_escaped(out, place.name);
+  out += "\",\n         \"place_id\" : \""sv;
+  write_escaped(out, place.place_id);
+  out += '"';
   if (place.rating) {
     out += ",\n         \"rating\" : "sv;
     write_json_number(out, *place.rating);
@@ -231,9 +235,9 @@ void write_place(std::string& out, const PlaceView& place) {
     out += ",\n         \"user_ratings_total\" : "sv;
     write_integer(out, *place.user_ratings_total);
   }
-  out += ",\n         \"vicinity\" : "sv;
-  write_json_string(out, place.vicinity);
-  out += "\n      }"sv;
+  out += ",\n         \"vicinity\" : \""sv;
+  write_escaped(out, place.vicinity);
+  out += "\"\n      }"sv;
 }
 
 // Length of the well-formed UTF-8 sequence that starts `text`, or 0 (Unicode table 3-7).
@@ -422,10 +426,7 @@ std::size_t find_special(std::string_view text, std::size_t from) {
   return from;
 }
 
-}  // namespace
-
-void write_json_string(std::string& out, std::string_view text) {
-  out += '"';
+void write_escaped(std::string& out, std::string_view text) {
   for (std::size_t i = 0; i < text.size();) {
     const std::size_t run = find_special(text, i);
     out.append(text.data() + i, run - i);
@@ -449,6 +450,13 @@ void write_json_string(std::string& out, std::string_view text) {
       fmt::format_to(std::back_inserter(out), "\\u{:04x}", byte);
     }
   }
+}
+
+}  // namespace
+
+void write_json_string(std::string& out, std::string_view text) {
+  out += '"';
+  write_escaped(out, text);
   out += '"';
 }
 
