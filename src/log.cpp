@@ -82,24 +82,29 @@ const char* find_special(const char* begin, const char* p, const char* end) {
   return p;
 }
 
+// Writes the escape of `c`, a byte that is not plain; returns the end.
+char* write_escape(char* out, unsigned char c) {
+  static constexpr char hex[] = "0123456789abcdef";
+  *out++ = '\\';
+  if (c == '\\') {
+    *out++ = '\\';
+  } else {
+    *out++ = 'x';
+    *out++ = hex[c >> 4];
+    *out++ = hex[c & 15];
+  }
+  return out;
+}
+
 // Escapes [p, end) up to the first newline; leaves `p` at that newline or at `end`.
 char* write_escaped_line(char* out, const char* begin, const char*& p, const char* end) {
-  static constexpr char hex[] = "0123456789abcdef";
   while (p < end) {
     const char* run = p;
     p = find_special(begin, p, end);
     std::memcpy(out, run, static_cast<std::size_t>(p - run));  // the common case: all of it
     out += p - run;
     if (p == end || *p == '\n') break;
-    auto u = static_cast<unsigned char>(*p++);
-    *out++ = '\\';
-    if (u == '\\') {
-      *out++ = '\\';
-    } else {
-      *out++ = 'x';
-      *out++ = hex[u >> 4];
-      *out++ = hex[u & 15];
-    }
+    out = write_escape(out, static_cast<unsigned char>(*p++));
   }
   return out;
 }
@@ -114,19 +119,57 @@ constexpr auto digit_pairs = [] {
   return pairs;
 }();
 
-// Escapes `text` into raw memory with room for 4 * text.size() bytes; returns the end.
+// Escapes `text` into raw memory with room for 4 * text.size() bytes; returns the end. A
+// newline is escaped like any control character. Sixteen bytes are stored at a time whether
+// or not they are all plain, and the output moves on only past the plain ones: no copy call
+// per run, which matters for a WHATSAT reply of ~10 KB in ~340 lines. The room suffices, as
+// at least sixteen bytes of text (four times as much room) are left whenever sixteen are
+// stored.
 char* write_escaped(char* out, std::string_view text) {
   const char* p = text.data();
   const char* end = p + text.size();
-  for (;;) {
-    out = write_escaped_line(out, text.data(), p, end);
-    if (p == end) return out;
-    *out++ = '\\';  // a newline inside the text
-    *out++ = 'x';
-    *out++ = '0';
-    *out++ = 'a';
-    ++p;
+#ifdef __SSE2__
+  while (end - p >= 16) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out),
+                     _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    const unsigned mask = special_mask(p);
+    if (mask == 0) {
+      p += 16;
+      out += 16;
+      continue;
+    }
+    const int plain_bytes = __builtin_ctz(mask);
+    p += plain_bytes;
+    out = write_escape(out + plain_bytes, static_cast<unsigned char>(*p++));
   }
+#endif
+  for (; p < end; ++p) {
+    if (plain(*p)) {
+      *out++ = *p;
+    } else {
+      out = write_escape(out, static_cast<unsigned char>(*p));
+    }
+  }
+  return out;
+}
+
+// The first "\n\n" in [p, end), or null. A reply's JSON has a newline every ~30 bytes, so
+// looking for the pair sixteen bytes at a time beats a memchr call for each newline.
+const char* find_empty_line(const char* p, const char* end) {
+#ifdef __SSE2__
+  const __m128i newline = _mm_set1_epi8('\n');
+  for (; end - p >= 17; p += 16) {
+    const __m128i here =
+        _mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), newline);
+    const __m128i next =
+        _mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 1)), newline);
+    if (const auto mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_and_si128(here, next))))
+      return p + __builtin_ctz(mask);
+  }
+#endif
+  for (; end - p >= 2; ++p)
+    if (p[0] == '\n' && p[1] == '\n') return p;
+  return nullptr;
 }
 
 // Where the reply starting at `p` ends: at the newline after its line, or, for a WHATSAT
@@ -136,8 +179,7 @@ const char* reply_end(const char* p, const char* end) {
   auto newline = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
   if (!newline) return end;
   if (end - newline < 2 || newline[1] != '{') return newline;
-  auto empty_line = std::string_view(newline, static_cast<std::size_t>(end - newline)).find("\n\n");
-  if (empty_line != std::string_view::npos) return newline + empty_line + 1;
+  if (const char* empty_line = find_empty_line(newline, end)) return empty_line + 1;
   return end[-1] == '\n' ? end - 1 : end;
 }
 }  // namespace

@@ -3,6 +3,7 @@
 #include <array>
 #include <bit>
 #include <cmath>
+#include <cstring>
 #include <iterator>
 
 #ifdef __SSE2__
@@ -20,6 +21,9 @@ namespace {
 
 // Google's legacy output has the layout of jsoncpp's StyledWriter, including its line width.
 constexpr std::size_t kRightMargin = 74;
+
+// A string's text escaped, without its quotes: a place's strings share an append with theirs.
+void write_escaped(std::string& out, std::string_view text);
 
 void indent(std::string& out, int depth) {
   out.append(3 * static_cast<std::size_t>(depth), ' ');
@@ -56,15 +60,51 @@ class Lines {
   bool first_ = true;
 };
 
-void write_number(std::string& out, double value) {
+// `value` with at most eight decimals when that reads back the same, as fmt's "{}" would write
+// it; 0 when it does not. Coordinates and ratings are such numbers, and this costs one
+// multiplication and a division against fmt's search for the shortest digits. Below 2^20 an
+// interval of numbers that read back as `value` is far narrower than 1e-8, so it holds one
+// number of eight decimals at most: the one `value` rounds to, which without its trailing
+// zeros is the shortest text. From 1e-3 up fmt does not use an exponent.
+std::size_t write_few_decimals(char* text, double value) {
+  const double magnitude = std::fabs(value);
+  if (!(magnitude >= 1e-3 && magnitude < 0x1p20)) return 0;
+  const auto rounded = static_cast<std::int64_t>(magnitude * 1e8 + 0.5);
+  if (static_cast<double>(rounded) / 1e8 != magnitude) return 0;
+  auto scaled = static_cast<std::uint64_t>(rounded);  // unsigned divides by 10 in fewer steps
+  int decimals = 8;
+  for (; decimals > 0 && scaled % 10 == 0; --decimals) scaled /= 10;
+  char digits[32];
+  char* const end = digits + sizeof digits;
+  char* p = end;
+  for (int i = 0; i < decimals; ++i, scaled /= 10) *--p = static_cast<char>('0' + scaled % 10);
+  if (decimals > 0) *--p = '.';
+  do {
+    *--p = static_cast<char>('0' + scaled % 10);
+    scaled /= 10;
+  } while (scaled > 0);
+  if (value < 0) *--p = '-';
+  std::memcpy(text, p, static_cast<std::size_t>(end - p));
+  return static_cast<std::size_t>(end - p);
+}
+
+}  // namespace
+
+void write_json_number(std::string& out, double value) {
   if (!std::isfinite(value)) {
     out += "null";
     return;
   }
-  // The shortest text that reads back the same; compiled, the format string costs nothing.
   char text[32];
+  if (const std::size_t length = write_few_decimals(text, value)) {
+    out.append(text, length);
+    return;
+  }
+  // The shortest text that reads back the same; compiled, the format string costs nothing.
   out.append(text, fmt::format_to(text, FMT_COMPILE("{}"), value));
 }
+
+namespace {
 
 void write_integer(std::string& out, std::int64_t value) {
   char text[24];
@@ -109,12 +149,12 @@ void write_string_array(std::string& out, const Strings& strings, int depth) {
     return;
   }
   const std::size_t start = out.size();
-  out += "[ "sv;
+  out += "[ \""sv;
   for (std::size_t i = 0; i < strings.size(); ++i) {
-    if (i > 0) out += ", "sv;
-    write_json_string(out, strings[i]);
+    if (i > 0) out += "\", \""sv;
+    write_escaped(out, strings[i]);
   }
-  out += " ]"sv;
+  out += "\" ]"sv;
   if (fits_on_one_line(strings.size(), out.size() - start)) return;
   out.resize(start);
   Lines lines(out, depth, '[');
@@ -165,28 +205,29 @@ void write_object(std::string& out, simdjson::dom::object object, int depth) {
 void write_place(std::string& out, const PlaceView& place) {
   out += "{\n"sv;
   if (place.business_status) {
-    out += "         \"business_status\" : "sv;
-    write_json_string(out, *place.business_status);
-    out += ",\n"sv;
+    out += "         \"business_status\" : \""sv;
+    write_escaped(out, *place.business_status);
+    out += "\",\n"sv;
   }
   out +=
       "         \"geometry\" : {\n"
       "            \"location\" : {\n"
       "               \"lat\" : "sv;
-  write_number(out, place.lat);
+  write_json_number(out, place.lat);
   out += ",\n               \"lng\" : "sv;
-  write_number(out, place.lng);
+  write_json_number(out, place.lng);
   out +=
       "\n"
       "            }\n"
       "         },\n"
-      "         \"name\" : "sv;
-  write_json_string(out, place.name);
-  out += ",\n         \"place_id\" : "sv;
-  write_json_string(out, place.place_id);
+      "         \"name\" : \""sv;
+  write_escaped(out, place.name);
+  out += "\",\n         \"place_id\" : \""sv;
+  write_escaped(out, place.place_id);
+  out += '"';
   if (place.rating) {
     out += ",\n         \"rating\" : "sv;
-    write_number(out, *place.rating);
+    write_json_number(out, *place.rating);
   }
   out += ",\n         \"types\" : "sv;
   write_string_array(out, place.types, 3);
@@ -194,9 +235,9 @@ void write_place(std::string& out, const PlaceView& place) {
     out += ",\n         \"user_ratings_total\" : "sv;
     write_integer(out, *place.user_ratings_total);
   }
-  out += ",\n         \"vicinity\" : "sv;
-  write_json_string(out, place.vicinity);
-  out += "\n      }"sv;
+  out += ",\n         \"vicinity\" : \""sv;
+  write_escaped(out, place.vicinity);
+  out += "\"\n      }"sv;
 }
 
 // Length of the well-formed UTF-8 sequence that starts `text`, or 0 (Unicode table 3-7).
@@ -329,7 +370,7 @@ void write_pretty(std::string& out, simdjson::dom::element value, int depth) {
       fmt::format_to(std::back_inserter(out), "{}", value.get_uint64().value_unsafe());
       break;
     case simdjson::dom::element_type::DOUBLE:
-      write_number(out, value.get_double().value_unsafe());
+      write_json_number(out, value.get_double().value_unsafe());
       break;
     case simdjson::dom::element_type::BOOL:
       out += value.get_bool().value_unsafe() ? "true" : "false";
@@ -385,10 +426,7 @@ std::size_t find_special(std::string_view text, std::size_t from) {
   return from;
 }
 
-}  // namespace
-
-void write_json_string(std::string& out, std::string_view text) {
-  out += '"';
+void write_escaped(std::string& out, std::string_view text) {
   for (std::size_t i = 0; i < text.size();) {
     const std::size_t run = find_special(text, i);
     out.append(text.data() + i, run - i);
@@ -412,6 +450,13 @@ void write_json_string(std::string& out, std::string_view text) {
       fmt::format_to(std::back_inserter(out), "\\u{:04x}", byte);
     }
   }
+}
+
+}  // namespace
+
+void write_json_string(std::string& out, std::string_view text) {
+  out += '"';
+  write_escaped(out, text);
   out += '"';
 }
 

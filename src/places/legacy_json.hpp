@@ -74,4 +74,8 @@ void write_pretty(std::string& out, simdjson::dom::element value, int depth);
 // <, >, & as \u003c, \u003e, \u0026); UTF-8 passes through, invalid bytes become U+FFFD.
 void write_json_string(std::string& out, std::string_view text);
 
+// Appends `value` as the shortest text that reads back the same (as fmt's "{}" writes it), or
+// null when it is not finite.
+void write_json_number(std::string& out, double value);
+
 }  // namespace herd::places

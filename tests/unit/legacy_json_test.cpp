@@ -1,8 +1,12 @@
 #include "places/legacy_json.hpp"
 
+#include <cmath>
+#include <cstring>
 #include <limits>
+#include <random>
 #include <sstream>
 
+#include <fmt/format.h>
 #include <catch2/catch.hpp>
 
 namespace herd::places {
@@ -230,6 +234,46 @@ TEST_CASE("coordinates and ratings read back exactly", "[legacy_json]") {
   }
   CHECK(to_legacy_json({.results = {{.user_ratings_total = 9007199254740993}}})
             .find("\"user_ratings_total\" : 9007199254740993,") != std::string::npos);
+}
+
+TEST_CASE("numbers are written as fmt writes the shortest text that reads back", "[legacy_json]") {
+  const auto written = [](double value) {
+    std::string out;
+    write_json_number(out, value);
+    return out;
+  };
+  std::vector<double> values{0.0,
+                             -0.0,
+                             1.0,
+                             -1.0,
+                             0.5,
+                             0.05,
+                             0.001,
+                             0.0009999,
+                             1e-5,
+                             4.3,
+                             34.0522342,
+                             -118.2436849,
+                             1048575.99999999,
+                             1048576.5,
+                             1e16,
+                             0.1 + 0.2,
+                             123456.78901234,
+                             5e-324,
+                             1.7976931348623157e308};
+  std::minstd_rand random(5);
+  for (int i = 0; i < 20000; ++i) {
+    const auto decimals = static_cast<int>(random() % 10);
+    const double whole = static_cast<double>(random() % 2000000) - 1000000.0;
+    values.push_back(whole / std::pow(10.0, decimals));
+    values.push_back(static_cast<double>(random()) / static_cast<double>(random() | 1));
+    std::uint64_t bits =
+        (std::uint64_t{random()} << 33) ^ (std::uint64_t{random()} << 2) ^ random();
+    double any;
+    std::memcpy(&any, &bits, sizeof any);
+    if (std::isfinite(any)) values.push_back(any);
+  }
+  for (const double value : values) REQUIRE(written(value) == fmt::format("{}", value));
 }
 
 TEST_CASE("no line of a reply is ever empty", "[legacy_json]") {

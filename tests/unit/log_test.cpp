@@ -200,6 +200,22 @@ TEST_CASE("a WHATSAT reply is one entry, its newlines escaped", "[log]") {
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("a WHATSAT reply ends at its empty line wherever that falls", "[log]") {
+  auto dir = std::filesystem::temp_directory_path() / "herd-log-whatsat-lengths-test";
+  std::filesystem::remove_all(dir);
+  for (std::size_t length = 1; length < 70; ++length) {
+    const std::string xs(length, 'x');
+    {
+      herd::Log log(dir / "A.log");
+      log.sent("client 1", "AT A +0.1 k +1+1 1\n{\n" + xs + "\n}\n\nAT A +0.2 k +1+1 2\n");
+    }
+    CHECK(entries_of(dir / "A.log") ==
+          std::vector<std::string>{"client 1 > AT A +0.1 k +1+1 1\\x0a{\\x0a" + xs + "\\x0a}\\x0a",
+                                   "client 1 > AT A +0.2 k +1+1 2"});
+    std::filesystem::remove_all(dir);
+  }
+}
+
 TEST_CASE("the level decides what is logged", "[log]") {
   auto dir = std::filesystem::temp_directory_path() / "herd-log-level-test";
   std::filesystem::remove_all(dir);
