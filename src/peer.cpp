@@ -398,6 +398,9 @@ awaitable<bool> PeerLink::dial_once(std::chrono::milliseconds connect_timeout) {
     co_return false;
   }
 
+  // Linked by the neighbor's connection while this one connected: say nothing on this one
+  // (its hello would only be refused at the other end).
+  if (keeps_link_up()) co_return true;
   deadline.expires_after(handshake_timeout);
   std::string buffered;
   auto* tls = host_.peer_tls();
