@@ -184,6 +184,7 @@ class PeerLink::Live : public LineHandler {
   std::vector<std::uint64_t> to_acknowledge;
   // Sending: what the store held when the link came up, and what the neighbor has of it.
   std::uint64_t up_changes;
+  std::chrono::steady_clock::time_point up_since = std::chrono::steady_clock::now();
   std::size_t catch_up_next = 0, catch_up_end;
   std::uint64_t send_after = 0;  // the number its SINCE holds, or 0: everything
   bool asked = false;             // its SINCE came
@@ -231,10 +232,15 @@ void PeerLink::accept(tcp::socket socket, std::string buffered) {
   if (stopped_) return;
   auto from = remote_address(socket);
   if (live_) {
-    host_.peer_log().warning(
-        who_, fmt::format("refused a plaintext connection from {} saying it is {}: the link is "
-                          "up, and a plaintext handshake cannot replace it",
-                          from, neighbor_.name));
+    // Just after the link came up, this is the neighbor's own dial crossing ours: not worth
+    // a warning. Later, a plaintext handshake that cannot replace the link is.
+    auto text = fmt::format("refused a plaintext connection from {} saying it is {}: the link is "
+                            "up, and a plaintext handshake cannot replace it",
+                            from, neighbor_.name);
+    if (std::chrono::steady_clock::now() - live_->up_since < handshake_timeout)
+      host_.peer_log().event(who_, text + " (it came up just before: our dials crossed)");
+    else
+      host_.peer_log().warning(who_, text);
     return;
   }
   host_.peer_log().event(who_, fmt::format("connected to us from {}", from));
@@ -398,9 +404,6 @@ awaitable<bool> PeerLink::dial_once(std::chrono::milliseconds connect_timeout) {
     co_return false;
   }
 
-  // Linked by the neighbor's connection while this one connected: say nothing on this one
-  // (its hello would only be refused at the other end).
-  if (keeps_link_up()) co_return true;
   deadline.expires_after(handshake_timeout);
   std::string buffered;
   auto* tls = host_.peer_tls();

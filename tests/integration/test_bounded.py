@@ -121,8 +121,10 @@ def an_iamat_whose_at_line_would_not_fit_a_link_is_refused(server):
         assert herd.send("Alpha", f"WHATSAT {client} 1 1").startswith("? WHATSAT")
         assert herd.send("Alpha", f"IAMAT after.example +1+1 {now()}").startswith("AT Alpha ")
         wait_until(lambda: herd.send("Beta", "WHATSAT after.example 1 1").startswith("AT Alpha "), 10, "the flood to Beta")
-        for name in herd.names:
-            assert "link down" not in herd.log(name), herd.log(name)[-600:]
+        for name in herd.names:  # (when both dial at start, one connection replaces the other)
+            downs = [l for l in herd.log(name).splitlines()
+                     if "link down" in l and "replaced by a new connection" not in l]
+            assert not downs, downs
     finally:
         herd.stop()
 
