@@ -175,32 +175,32 @@ void StoreFile::drop_torn_tail() {
   if (::fstat(fd_, &st) != 0)
     throw std::runtime_error(fmt::format("[store] cannot read {}: {}", path_.string(), errno_text()));
   auto size = static_cast<std::uint64_t>(st.st_size);
-  // The last two newlines, reading backwards a chunk at a time.
-  std::string tail;
-  std::uint64_t tail_at = size;
-  auto newlines = [&] { return std::count(tail.begin(), tail.end(), '\n'); };
-  while (tail_at > 0 && newlines() < 2) {
-    auto chunk = std::min<std::uint64_t>(tail_at, 64 << 10);
-    std::string bytes(chunk, '\0');
-    tail_at -= chunk;
-    if (::pread(fd_, bytes.data(), chunk, static_cast<off_t>(tail_at)) != static_cast<ssize_t>(chunk))
+  auto read = [&](std::uint64_t at, std::uint64_t length) {
+    std::string bytes(length, '\0');
+    if (::pread(fd_, bytes.data(), length, static_cast<off_t>(at)) != static_cast<ssize_t>(length))
       throw std::runtime_error(fmt::format("[store] cannot read {}: {}", path_.string(), errno_text()));
-    tail = bytes + tail;
-  }
-  std::string_view rest(tail);
+    return bytes;
+  };
+  // Where the line that ends at `end` starts: after the last newline before it, searched
+  // backwards a chunk at a time.
+  auto line_start = [&](std::uint64_t end) -> std::uint64_t {
+    while (end > 0) {
+      auto chunk = std::min<std::uint64_t>(end, 64 << 10);
+      auto newline = read(end - chunk, chunk).rfind('\n');
+      if (newline != std::string::npos) return end - chunk + newline + 1;
+      end -= chunk;
+    }
+    return 0;
+  };
   std::uint64_t good = size;
   std::string_view problem;
-  if (!rest.empty() && rest.back() != '\n') {
-    auto last_newline = rest.rfind('\n');
-    auto start = last_newline == std::string_view::npos ? 0 : last_newline + 1;
-    good = tail_at + start;
+  if (size > 0 && read(size - 1, 1) != "\n") {
+    good = line_start(size);
     problem = "no newline at the end";
-  } else if (!rest.empty()) {
-    auto line_end = rest.size() - 1;
-    auto previous = rest.rfind('\n', line_end == 0 ? std::string_view::npos : line_end - 1);
-    auto start = previous == std::string_view::npos || line_end == 0 ? 0 : previous + 1;
-    problem = problem_of(rest.substr(start, line_end - start));
-    if (!problem.empty()) good = tail_at + start;
+  } else if (size > 0) {
+    auto start = line_start(size - 1);
+    problem = problem_of(read(start, size - 1 - start));
+    if (!problem.empty()) good = start;
   }
   if (good < size) {
     log_.warning("store", fmt::format("{}: dropped a torn last record at byte {} ({}, {} bytes)",
