@@ -186,6 +186,13 @@ bool Herd::records_coming() const {
          std::any_of(links_.begin(), links_.end(), [](const auto& l) { return l->catching_up(); });
 }
 
+void Herd::look_up(StoreOp& op) const {
+  if (auto found = store_.find(op.client, op.client_hash)) {
+    op.location = *found;
+    op.found = true;
+  }
+}
+
 bool Herd::missed_lookup(const std::vector<StoreOp>& ops) {
   return std::any_of(ops.begin(), ops.end(), [](const StoreOp& op) {
     return op.kind == StoreOp::Kind::lookup && !op.found;
@@ -207,13 +214,8 @@ void Herd::release_held(bool all) {
   while (!held_.empty() && (all || held_.front().until <= now)) {
     auto held = std::move(held_.front());
     held_.pop_front();
-    for (auto& op : *held.ops) {
-      if (op.kind != StoreOp::Kind::lookup || op.found) continue;
-      if (auto found = store_.find(op.client, op.client_hash)) {
-        op.location = *found;
-        op.found = true;
-      }
-    }
+    for (auto& op : *held.ops)
+      if (op.kind == StoreOp::Kind::lookup && !op.found) look_up(op);
     held.resume();
   }
 }
@@ -294,10 +296,7 @@ void Herd::apply(std::vector<StoreOp>& ops, std::uint64_t client) {
   auto now = Clock::now();
   for (auto& op : ops) {
     if (op.kind == StoreOp::Kind::lookup) {
-      if (auto found = store_.find(op.client, op.client_hash)) {
-        op.location = *found;
-        op.found = true;
-      }
+      look_up(op);
       continue;
     }
     auto [outcome, kept] = store_.apply(std::move(op.location), op.client_hash);

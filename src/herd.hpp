@@ -151,6 +151,7 @@ class Herd : private PeerHost {
     std::function<void()> resume;
     Clock::time_point until;
   };
+  void look_up(StoreOp& op) const;  // a WHATSAT's client in the store
   static bool missed_lookup(const std::vector<StoreOp>& ops);
   void hold(std::vector<StoreOp>& ops, std::function<void()> resume);
   void release_held(bool all);
