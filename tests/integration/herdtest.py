@@ -282,6 +282,9 @@ class Tap:
             print(f"not ok {self.count} - {name}{directive}", flush=True)
             for line in traceback.format_exc().splitlines():
                 print(f"# {line}", flush=True)
+            # meson prints a failed test's stderr, not its TAP stream: CI's output says why
+            print(f"not ok {self.count} - {name}{directive}\n{traceback.format_exc()}",
+                  file=sys.stderr, flush=True)
 
     def finish(self):
         print(f"1..{self.count}", flush=True)
