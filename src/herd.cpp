@@ -159,7 +159,7 @@ void Herd::loaded(std::unique_ptr<Store> records, ResumePoints resume_points, st
   if (!file_->new_epoch()) records->skip_changes_to(records->changes() + restart_gap);
   // What clients told meanwhile is numbered after the file's changes, and written again with
   // its number: a catch-up to a neighbor that holds the file's changes sends it.
-  store_.merge_into(*records, [this](const Location& record) { persist(record); });
+  store_.merge_into(*records, [this](const Record& record) { persist(record); });
   for (auto& link : links_)
     if (auto point = resume_points.find(link->name()); point != resume_points.end()) {
       resume_points_[link->number()] = point->second;
@@ -188,7 +188,7 @@ bool Herd::records_coming() const {
 
 void Herd::look_up(StoreOp& op) const {
   if (auto found = store_.find(op.client, op.client_hash)) {
-    op.location = *found;
+    op.location = found->copy();
     op.found = true;
   }
 }
@@ -313,7 +313,7 @@ void Herd::apply(std::vector<StoreOp>& ops, std::uint64_t client) {
   deliver();
 }
 
-bool Herd::flood(const Location& record, const PeerLink* from,
+bool Herd::flood(const Record& record, const PeerLink* from,
                  std::optional<Confirmations::Waiter> waiter, Clock::time_point now) {
   if (!waiter) {
     for (auto& link : links_)
@@ -435,7 +435,7 @@ void Herd::hand_out(std::vector<Confirmations::Waiter>& confirmed) {
   confirmed.clear();
 }
 
-void Herd::persist(const Location& record) {
+void Herd::persist(const Record& record) {
   if (!file_) return;
   file_->append(record.changed, record.at_line);
   if (!compacting_ && !loading_ && file_too_large()) {

@@ -120,7 +120,7 @@ class Herd : private PeerHost {
   void apply(std::vector<StoreOp>& ops, std::uint64_t client);
   // Sends a record that changed the store to every link but `from`: as PUTs that `waiter`
   // waits for, or as plain ATs when nobody does. Returns whether `waiter` has to wait.
-  bool flood(const Location& record, const PeerLink* from,
+  bool flood(const Record& record, const PeerLink* from,
              std::optional<Confirmations::Waiter> waiter, Clock::time_point now);
   // Hands the confirmed updates to whoever waits, and sends what all this queued on the links.
   void deliver();
@@ -156,7 +156,7 @@ class Herd : private PeerHost {
   void hold(std::vector<StoreOp>& ops, std::function<void()> resume);
   void release_held(bool all);
   awaitable<void> release_held_in_time();
-  void persist(const Location& record);
+  void persist(const Record& record);
   bool replies_wait_for_disk() const { return file_ && fsync_ == StoreConfig::Fsync::always; }
   bool unsynced() const { return replies_wait_for_disk() && synced_ < file_->appended(); }
   void wait_for_disk(Confirmations::Waiter waiter);

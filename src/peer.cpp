@@ -258,7 +258,7 @@ void PeerLink::accept(TlsStream stream, std::string buffered) {
                  asio::detached);
 }
 
-void PeerLink::put(std::uint64_t id, const Location& record) {
+void PeerLink::put(std::uint64_t id, const Record& record) {
   if (!live_) return;
   auto& out = live_->outbox();
   auto before = out.size();
@@ -269,7 +269,7 @@ void PeerLink::put(std::uint64_t id, const Location& record) {
   live_->traffic.out.bytes += out.size() - before;
 }
 
-void PeerLink::at(const Location& record) {
+void PeerLink::at(const Record& record) {
   if (!live_) return;
   live_->outbox().append(record.at_line).push_back('\n');
   ++live_->traffic.out.records;

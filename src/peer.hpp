@@ -78,8 +78,8 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   void accept(TlsStream stream, std::string buffered);
 
   // Queue messages; flush() sends what is queued. Nothing is queued while the link is down.
-  void put(std::uint64_t id, const Location& record);
-  void at(const Location& record);
+  void put(std::uint64_t id, const Record& record);
+  void at(const Record& record);
   void confirm(std::uint64_t put_id);  // becomes part of an ACK range at the next flush
   void flush();
 

@@ -36,7 +36,7 @@ TEST_CASE("a newer client time wins, compared exactly", "[store]") {
   CHECK(store.apply(at("AT B +0.100000000 kiwi +35-118 1520023934.000000002")).outcome ==
         Store::Outcome::unchanged);
   CHECK(store.size() == 1);
-  CHECK(store.find("mango") == nullptr);
+  CHECK_FALSE(store.find("mango").has_value());
 }
 
 TEST_CASE("equal client times are broken the same way whatever the order of arrival", "[store]") {
@@ -81,10 +81,10 @@ TEST_CASE("a record knows its client; many clients are all found", "[store]") {
   for (int i = 0; i < 100'000; ++i) {
     auto found = store.find("c" + std::to_string(i));
     REQUIRE(found);
-    CHECK(found->client_time.seconds == i);
+    CHECK(found->client_time().seconds == i);
   }
-  CHECK(store.find("c100000") == nullptr);
-  CHECK(store.find("") == nullptr);
+  CHECK_FALSE(store.find("c100000").has_value());
+  CHECK_FALSE(store.find("").has_value());
 }
 
 TEST_CASE("a loaded store merges with what was told meanwhile, the newer record winning",
@@ -102,7 +102,7 @@ TEST_CASE("a loaded store merges with what was told meanwhile, the newer record 
   CHECK(live.find("kiwi")->at_line == "AT A +0.100000000 kiwi +1+1 20");
   CHECK(live.find("mango")->at_line == "AT B +0.100000000 mango +2+2 10");
   CHECK(live.find("papaya")->at_line == "AT A +0.100000000 papaya +1+1 5");
-  CHECK(live.find("c2999") != nullptr);
+  CHECK(live.find("c2999").has_value());
   std::size_t bytes = 0;
   for (std::size_t i = 0; i < live.size(); ++i) bytes += live.at(i).at_line.size();
   CHECK(live.at_line_bytes() == bytes);
@@ -160,10 +160,50 @@ TEST_CASE("records told during the load are numbered after the loaded ones", "[s
   mango.changed = 2000;
   loaded.restore(mango);
   std::vector<std::string> kept;
-  live.merge_into(loaded, [&](const Location& record) { kept.emplace_back(record.client()); });
+  live.merge_into(loaded, [&](const Record& record) { kept.emplace_back(record.client()); });
   CHECK(kept == std::vector<std::string>{"kiwi", "papaya"});
   CHECK(live.find("kiwi")->changed == 2001);
   CHECK(live.find("mango")->changed == 2000);
   CHECK(live.find("papaya")->changed == 2002);
   CHECK(live.changes() == 2002);
+}
+
+TEST_CASE("records that outgrow their room move; the room they leave is reclaimed", "[store]") {
+  Store store;
+  constexpr int clients = 100'000;
+  auto line = [](int i, std::string_view time) {
+    return fmt::format("AT S +0.000000000 c{} +1+1 {}", i, time);
+  };
+  for (int i = 0; i < clients; ++i) store.apply(at(line(i, "1")));
+  auto packed = store.record_bytes();
+  CHECK(packed < clients * (16 + line(clients, "1").size() + 4) + (4u << 20));
+  // Each round makes every line longer than the room its record had, so every record moves.
+  std::size_t most = 0;
+  for (std::string_view time : {"1000", "1000000.5", "1000000000000.25", "1000000000000000.125"}) {
+    for (int i = 0; i < clients; ++i) {
+      CHECK(store.apply(at(line(i, time))).outcome == Store::Outcome::replaced);
+      most = std::max(most, store.record_bytes());
+    }
+    REQUIRE(store.size() == clients);
+    for (int i = 0; i < clients; i += 997) {
+      CHECK(store.at(i).at_line == line(i, time));  // indices stay put
+      CHECK(store.find(fmt::format("c{}", i))->at_line == line(i, time));
+      CHECK(store.find(fmt::format("c{}", i))->changed == store.at(i).changed);
+    }
+    CHECK(store.dead_bytes() <= store.record_bytes() / 4 + (4u << 20));
+  }
+  // Without reclaiming, four moves of every record would hold five copies.
+  std::size_t bytes = 0, live = 0;
+  for (std::size_t i = 0; i < store.size(); ++i) {
+    bytes += store.at(i).at_line.size();
+    live += (16 + store.at(i).at_line.size() + 3) / 4 * 4;
+  }
+  CHECK(most < 2 * live);
+  CHECK(store.at_line_bytes() == bytes);
+  // A shorter line fits in the room of the longer one, in place.
+  auto before = store.record_bytes();
+  CHECK(store.apply(at(line(7, "1000000000000001"))).outcome == Store::Outcome::replaced);
+  CHECK(store.record_bytes() == before);
+  CHECK(store.find("c7")->at_line == line(7, "1000000000000001"));
+  CHECK(store.find("c7")->client_time().seconds == 1000000000000001);
 }
