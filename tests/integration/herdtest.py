@@ -246,6 +246,22 @@ class Herd:
             for b in talks:
                 wait_until(lambda: self.linked(a, b) and self.linked(b, a), timeout, f"link {a}-{b}")
 
+    def wait_steady(self, a, b, quiet=1.0, timeout=10):
+        """Waits until the link between `a` and `b` is up both ways and `a`'s log has shown no
+        event of it for `quiet` seconds: when both start at once their dials cross, and the
+        link can go down and up again in the first fraction of a second (more under TSan)."""
+        deadline = time.monotonic() + timeout
+        last, since = None, time.monotonic()
+        while True:
+            events = self.log(a).count(f"peer {b} - ")
+            if events != last:
+                last, since = events, time.monotonic()
+            elif time.monotonic() - since >= quiet and self.linked(a, b) and self.linked(b, a):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the link {a}-{b} did not settle within {timeout} s")
+            time.sleep(0.05)
+
     def stop(self):
         for name, proc in self.procs.items():
             if proc.poll() is None:

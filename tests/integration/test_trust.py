@@ -30,6 +30,7 @@ def client_port_does_not_know_peers(server, herdctl):
     herd = Herd(server).start()
     try:
         herd.wait_linked()
+        herd.wait_steady("Welsh", "Holiday")
         links_up = herd.log("Welsh").count("peer Holiday - link up")
         result = herdctl_send(herdctl, herd, "Welsh", "PEER Holiday", FORGED)
         assert result.stdout == f"? PEER Holiday\n? {FORGED}\n", result.stdout
@@ -125,6 +126,7 @@ def refusals_leave_the_link_alone(server, herdctl):
                 tls_herdctl=herdctl).start()
     try:
         herd.wait_linked()
+        herd.wait_steady("Zulu", "Alpha")
         links_up = herd.log("Zulu").count("peer Alpha - link up")
         bad = bad_certificates(herd)
         real = lambda n: (os.path.join(herd.certs, f"{n}.pem"), os.path.join(herd.certs, f"{n}.key"))
