@@ -131,6 +131,7 @@ void Herd::load_store_file() {
       auto at = std::get_if<At>(&message);
       if (!at) return false;
       auto location = location_of(*at);
+      if (location.at_line.size() > max_at_line_bytes) return false;  // never written so
       location.changed = record->changed;
       records->restore(std::move(location));
       ++count;

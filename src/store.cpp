@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
-#include <stdexcept>
 #include <functional>
+#include <stdexcept>
 #include <utility>
 
 namespace herd {
@@ -96,6 +96,8 @@ Store::Records::Place Store::Records::reserve(std::size_t room) {
 
 Store::Records::Place Store::Records::add(const Location& record, std::uint64_t changed) {
   // Lines are at most max_at_line_bytes long (checked where they come in): 16 bits hold them.
+  if (record.at_line.size() > max_at_line_bytes)
+    throw std::length_error("an AT line longer than max_at_line_bytes reached the store");
   auto room = room_for(record.at_line.size());
   auto place = reserve(room);
   write(place, record, changed, room);

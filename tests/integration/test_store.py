@@ -255,6 +255,27 @@ def corrupt_record_stops_the_server_naming_file_and_offset(server):
         herd.stop()
 
 
+def record_too_long_stops_the_server_naming_file_and_offset(server):
+    """A record whose checksum holds but whose AT line no link could carry (nothing writes
+    one: a file edited or from elsewhere) is corrupt, not stored."""
+    herd = Herd(server, links={"Solo": []})
+    path = records_file(herd, "Solo")
+    os.makedirs(os.path.dirname(path))
+    first = record("AT Solo +0.000000001 one.example +1+1 1.5")
+    long = record(f"AT Solo +0.000000001 {'x' * 70_000}.example +2+2 1.5")
+    with open(path, "w") as f:
+        f.write(first + long + record("AT Solo +0.000000001 three.example +3+3 1.5"))
+    with open(os.path.join(herd.dir, "Solo.out"), "w") as out:
+        proc = herd.procs["Solo"] = subprocess.Popen([server, "--config", herd.config, "Solo"],
+                                                     stdout=out, stderr=subprocess.STDOUT)
+    try:
+        assert proc.wait(timeout=15) == 1
+        out = herd.output("Solo")
+        assert f"{path}: corrupt record at byte {len(first)} (not a record or a resume point)" in out, out
+    finally:
+        herd.stop()
+
+
 def main():
     server = binary_arg("server")
     tap = Tap()
@@ -268,6 +289,8 @@ def main():
             torn_tail_is_dropped_with_a_log_line, server)
     tap.run("a corrupt record stops the server, naming the file and the offset",
             corrupt_record_stops_the_server_naming_file_and_offset, server)
+    tap.run("a record too long for any link stops the server, naming the file and the offset",
+            record_too_long_stops_the_server_naming_file_and_offset, server)
     tap.run("a server answers while it loads its file; links catch up after the load",
             a_server_answers_while_it_loads_its_file, server)
     tap.run("a server stopped while it loads its file keeps what it answered meanwhile",
