@@ -1,5 +1,7 @@
 #include <algorithm>
 #include <array>
+#include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -206,4 +208,60 @@ TEST_CASE("records that outgrow their room move; the room they leave is reclaime
   CHECK(store.record_bytes() == before);
   CHECK(store.find("c7")->at_line == line(7, "1000000000000001"));
   CHECK(store.find("c7")->client_time().seconds == 1000000000000001);
+}
+
+TEST_CASE("the store agrees with a plain map over random applies and restores", "[store]") {
+  // The model: per client, the winning line by (client time, line bytes), and its number.
+  struct Kept {
+    std::string line;
+    Timestamp time;
+    std::uint64_t changed;
+  };
+  std::map<std::string, Kept> model;
+  std::uint64_t changes = 0;
+  Store store;
+  std::mt19937 random(20261201);
+  auto pick = [&](int n) { return static_cast<int>(random() % static_cast<unsigned>(n)); };
+  for (int step = 0; step < 300'000; ++step) {
+    // Long names, so that the bytes moved records leave behind soon fill a chunk and the
+    // records are compacted several times.
+    auto client = fmt::format("c{}.{}", pick(20000), std::string(200, 'x'));
+    // Origins, diffs and times of different lengths, so that records grow, shrink and move;
+    // times mostly newer than the client's last, some older or equal.
+    auto line = fmt::format("AT {} +{}.{:09} {} +{}+{} {}.{}", std::string(1 + pick(12), 'S'),
+                            pick(100), pick(1'000'000'000), client, pick(90), pick(180),
+                            100 + step - pick(100), std::string(1 + pick(9), static_cast<char>('0' + pick(10))));
+    auto location = at(line);
+    auto found = model.find(client);
+    bool wins = found == model.end() || location.client_time > found->second.time ||
+                (location.client_time == found->second.time && line > found->second.line);
+    if (pick(10) == 0) {  // as read back from the file, with a number of its own
+      location.changed = 1 + pick(400'000);
+      store.restore(location);
+      changes = std::max(changes, location.changed);
+      if (wins)
+        model[client] = {line, location.client_time, location.changed};
+      else if (found->second.line == line)
+        found->second.changed = std::max(found->second.changed, location.changed);
+    } else {
+      auto outcome = store.apply(location).outcome;
+      CHECK(outcome == (!wins                  ? Store::Outcome::unchanged
+                        : found == model.end() ? Store::Outcome::inserted
+                                               : Store::Outcome::replaced));
+      if (wins) model[client] = {line, location.client_time, ++changes};
+    }
+  }
+  REQUIRE(store.size() == model.size());
+  CHECK(store.changes() == changes);
+  std::size_t bytes = 0;
+  for (const auto& [client, kept] : model) {
+    auto found = store.find(client);
+    REQUIRE(found);
+    CHECK(found->at_line == kept.line);
+    CHECK(found->changed == kept.changed);
+    CHECK(found->client() == client);
+    bytes += kept.line.size();
+  }
+  CHECK(store.at_line_bytes() == bytes);
+  CHECK(store.dead_bytes() <= store.record_bytes() / 4 + (4u << 20));
 }
