@@ -170,8 +170,8 @@ void Store::grow() {
 
 void Store::insert(Slot* slot, std::uint32_t hash, const Location& record,
                    std::uint64_t changed) {
-  *slot = {hash, static_cast<std::uint32_t>(places_.size())};
-  places_.push_back(records_.add(record, changed));
+  places_.push_back(records_.add(record, changed));  // first: it may throw
+  *slot = {hash, static_cast<std::uint32_t>(places_.size() - 1)};
   at_line_bytes_ += record.at_line.size();
   if (places_.size() * 4 > slots_.size() * 3) grow();
 }
