@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
+#include <new>
 #include <stdexcept>
 #include <utility>
 
@@ -95,9 +96,6 @@ Store::Records::Place Store::Records::reserve(std::size_t room) {
 }
 
 Store::Records::Place Store::Records::add(const Location& record, std::uint64_t changed) {
-  // Lines are at most max_at_line_bytes long (checked where they come in): 16 bits hold them.
-  if (record.at_line.size() > max_at_line_bytes)
-    throw std::length_error("an AT line longer than max_at_line_bytes reached the store");
   auto room = room_for(record.at_line.size());
   auto place = reserve(room);
   write(place, record, changed, room);
@@ -109,10 +107,12 @@ Store::Records::Place Store::Records::replace(Place place, const Location& recor
   auto h = header(place);
   if (record.at_line.size() <= h.room) {
     write(place, record, changed, sizeof(Header) + h.room);
+    dead_ = dead_ + room_for(h.size) - room_for(record.at_line.size());  // room left unused
     return place;
   }
-  dead_ += sizeof(Header) + h.room;
-  return add(record, changed);
+  auto moved = add(record, changed);
+  dead_ += room_for(h.size);  // with its unused room, counted already: all of it
+  return moved;
 }
 
 void Store::Records::set_changed(Place place, std::uint64_t changed) {
@@ -124,15 +124,20 @@ void Store::Records::set_changed(Place place, std::uint64_t changed) {
 
 void Store::Records::compact(std::deque<Place>& places) {
   Records fresh;
-  for (auto& place : places) {
+  std::vector<Place> moved;
+  moved.reserve(places.size());
+  for (auto place : places) {
     auto h = header(place);
     auto room = room_for(h.size);
-    auto moved = fresh.reserve(room);
+    auto to = fresh.reserve(room);
     h.room = static_cast<std::uint16_t>(room - sizeof(Header));
-    std::memcpy(fresh.address(moved), &h, sizeof h);
-    std::memcpy(fresh.address(moved) + sizeof h, address(place) + sizeof h, h.size);
-    place = moved;
+    std::memcpy(fresh.address(to), &h, sizeof h);
+    std::memcpy(fresh.address(to) + sizeof h, address(place) + sizeof h, h.size);
+    moved.push_back(to);
   }
+  // Nothing changed until every record was copied: running out of memory midway leaves the
+  // records as they were.
+  std::copy(moved.begin(), moved.end(), places.begin());
   *this = std::move(fresh);
 }
 
@@ -168,12 +173,41 @@ void Store::grow() {
   publish_table();
 }
 
-void Store::insert(Slot* slot, std::uint32_t hash, const Location& record,
-                   std::uint64_t changed) {
-  places_.push_back(records_.add(record, changed));  // first: it may throw
-  *slot = {hash, static_cast<std::uint32_t>(places_.size() - 1)};
-  at_line_bytes_ += record.at_line.size();
-  if (places_.size() * 4 > slots_.size() * 3) grow();
+namespace {
+
+// The packed records keep a line's length in 16 bits; every way in refuses longer lines first.
+void check_length(const Location& candidate) {
+  if (candidate.at_line.size() > max_at_line_bytes)
+    throw std::length_error("an AT line longer than max_at_line_bytes reached the store");
+}
+
+}  // namespace
+
+std::size_t Store::keep(Slot* slot, std::uint32_t hash, const Location& candidate,
+                        std::uint64_t changed) {
+  if (slot->record == empty) {
+    if ((places_.size() + 1) * 4 > slots_.size() * 3) {
+      grow();
+      slot = slot_for(candidate.client(), hash);
+    }
+    auto place = records_.add(candidate, changed);
+    places_.push_back(place);  // should this throw, the record's bytes merely go unused
+    *slot = {hash, static_cast<std::uint32_t>(places_.size() - 1)};
+    at_line_bytes_ += candidate.at_line.size();
+    return places_.size() - 1;
+  }
+  auto& place = places_[slot->record];
+  auto replaced_bytes = records_.view(place).at_line.size();
+  place = records_.replace(place, candidate, changed);
+  at_line_bytes_ += candidate.at_line.size() - replaced_bytes;  // modulo 2^64
+  if (records_.wants_compacting()) {
+    try {
+      records_.compact(places_);
+    } catch (const std::bad_alloc&) {
+      // Compacting is only a saving: the records stay where they are.
+    }
+  }
+  return slot->record;
 }
 
 Store::Applied Store::apply(const Location& candidate) {
@@ -181,36 +215,29 @@ Store::Applied Store::apply(const Location& candidate) {
 }
 
 Store::Applied Store::apply(const Location& candidate, std::uint32_t hash) {
+  check_length(candidate);
   Slot* slot = slot_for(candidate.client(), hash);
-  if (slot->record == empty) {
-    auto index = places_.size();
-    insert(slot, hash, candidate, ++changes_);
-    return {Outcome::inserted, at(index)};
+  auto outcome = Outcome::inserted;
+  if (slot->record != empty) {
+    auto current = at(slot->record);
+    if (!supersedes(candidate, current)) return {Outcome::unchanged, current};
+    outcome = Outcome::replaced;
   }
-  auto& place = places_[slot->record];
-  auto current = records_.view(place);
-  if (!supersedes(candidate, current)) return {Outcome::unchanged, current};
-  at_line_bytes_ += candidate.at_line.size() - current.at_line.size();  // modulo 2^64
-  place = records_.replace(place, candidate, ++changes_);
-  if (records_.wants_compacting()) records_.compact(places_);
-  return {Outcome::replaced, records_.view(places_[slot->record])};
+  auto index = keep(slot, hash, candidate, changes_ + 1);
+  ++changes_;
+  return {outcome, at(index)};
 }
 
 void Store::restore(const Location& candidate) {
-  auto changed = candidate.changed;
-  changes_ = std::max(changes_, changed);
+  check_length(candidate);
   auto hash = hash_of(candidate.client());
   Slot* slot = slot_for(candidate.client(), hash);
-  if (slot->record == empty) return insert(slot, hash, candidate, changed);
-  auto& place = places_[slot->record];
-  auto current = records_.view(place);
-  if (supersedes(candidate, current)) {
-    at_line_bytes_ += candidate.at_line.size() - current.at_line.size();  // modulo 2^64
-    place = records_.replace(place, candidate, changed);
-    if (records_.wants_compacting()) records_.compact(places_);
-  } else if (candidate.at_line == current.at_line && changed > current.changed) {
-    records_.set_changed(place, changed);
-  }
+  auto current = slot->record == empty ? std::optional<Record>() : at(slot->record);
+  if (!current || supersedes(candidate, *current))
+    keep(slot, hash, candidate, candidate.changed);
+  else if (candidate.at_line == current->at_line && candidate.changed > current->changed)
+    records_.set_changed(places_[slot->record], candidate.changed);
+  changes_ = std::max(changes_, candidate.changed);
 }
 
 void Store::prefetch_from_anywhere(std::uint32_t hash) const {

@@ -94,7 +94,8 @@ class Store {
   Record at(std::size_t index) const { return records_.view(places_[index]); }
   // The bytes of the records' AT lines together.
   std::size_t at_line_bytes() const { return at_line_bytes_; }
-  // Bytes the records take in memory, and how many of those are left by records that moved.
+  // Bytes the records take in memory, and how many of those are unused: left by records that
+  // moved, or room a record's shorter line leaves.
   std::size_t record_bytes() const { return records_.used(); }
   std::size_t dead_bytes() const { return records_.dead(); }
 
@@ -110,8 +111,8 @@ class Store {
 
   // The records themselves, packed one after another in large chunks: a small header, then
   // the AT line, with room to spare up to the next 4 bytes. A record replaced by a longer one
-  // than its room moves to the end; once a quarter of the bytes are left behind so, the live
-  // records are copied to fresh chunks. About 16 bytes a record besides its line, where a
+  // than its room moves to the end; once a quarter of the bytes are left unused so (or by
+  // shorter lines in a record's room), the live records are copied to fresh chunks. About 16 bytes a record besides its line, where a
   // std::string per record cost a 32-byte string plus a heap block rounded up to its size class.
   class Records {
    public:
@@ -148,7 +149,11 @@ class Store {
 
   Slot* slot_for(std::string_view client, std::uint32_t hash);
   const Slot* slot_for(std::string_view client, std::uint32_t hash) const;
-  void insert(Slot* slot, std::uint32_t hash, const Location& record, std::uint64_t changed);
+  // Puts `candidate` in the slot's record, new or over what it holds, numbered `changed`;
+  // returns its index. The counts change only once it is in place: should adding it throw
+  // (out of memory, or the records filling 16 GiB), the store is as it was.
+  std::size_t keep(Slot* slot, std::uint32_t hash, const Location& candidate,
+                   std::uint64_t changed);
   void grow();
 
   void publish_table();  // for prefetch_from_anywhere()

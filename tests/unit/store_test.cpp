@@ -1,5 +1,8 @@
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <cstdlib>
+#include <new>
 #include <map>
 #include <random>
 #include <string>
@@ -20,7 +23,22 @@ Location at(std::string_view line) {
   return location_of(std::get<At>(message));
 }
 
+// The store's chunks are its only 4 MiB arrays: a test can make the next ones fail.
+std::atomic<long> chunks_allowed{-1};  // -1: all
+std::atomic<long> chunks_made{0};
+
 }  // namespace
+
+void* operator new[](std::size_t bytes) {
+  if (bytes == (std::size_t{4} << 20)) {
+    ++chunks_made;
+    if (chunks_allowed >= 0 && chunks_allowed-- == 0) throw std::bad_alloc();
+  }
+  if (void* p = std::malloc(bytes ? bytes : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
 
 TEST_CASE("a newer client time wins, compared exactly", "[store]") {
   Store store;
@@ -264,4 +282,68 @@ TEST_CASE("the store agrees with a plain map over random applies and restores", 
   }
   CHECK(store.at_line_bytes() == bytes);
   CHECK(store.dead_bytes() <= store.record_bytes() / 4 + (4u << 20));
+}
+
+TEST_CASE("running out of memory while compacting leaves the store as it was", "[store]") {
+  constexpr int clients = 40'000;
+  auto line = [](int i, std::string_view time) {
+    return fmt::format("AT S +0.000000000 c{}.{} +1+1 {}", i, std::string(200, 'x'), time);
+  };
+  auto fill = [&](Store& store) {
+    for (int i = 0; i < clients; ++i) store.apply(at(line(i, "1")));
+  };
+  // A dry run finds the replacement that compacts, and how many chunks compacting makes.
+  int compacting = -1;
+  long chunks = 0;
+  {
+    Store store;
+    fill(store);
+    for (int i = 0; i < clients && compacting < 0; ++i) {
+      auto bytes = store.record_bytes();
+      auto made = chunks_made.load();
+      store.apply(at(line(i, "1000000.5")));  // longer: every record moves
+      if (store.record_bytes() < bytes) compacting = i, chunks = chunks_made - made;
+    }
+  }
+  REQUIRE(compacting > 0);
+  REQUIRE(chunks >= 3);
+  Store store;
+  fill(store);
+  for (int i = 0; i < compacting; ++i) store.apply(at(line(i, "1000000.5")));
+  chunks_allowed = chunks - 1;  // the last fresh chunk fails
+  auto applied = store.apply(at(line(compacting, "1000000.5")));
+  chunks_allowed = -1;
+  CHECK(applied.outcome == Store::Outcome::replaced);  // compacting is only a saving
+  int wrong = 0;
+  for (int i = 0; i < clients; ++i)
+    wrong += store.at(i).at_line != line(i, i <= compacting ? "1000000.5" : "1");
+  CHECK(wrong == 0);
+  CHECK(store.find(fmt::format("c7.{}", std::string(200, 'x')))->at_line == line(7, "1000000.5"));
+}
+
+TEST_CASE("a line the store cannot hold is refused before anything changes", "[store]") {
+  Store store;
+  store.apply(at("AT S +0.000000000 kiwi +1+1 1"));
+  auto bytes = store.at_line_bytes(), changes = store.changes(), dead = store.dead_bytes();
+  auto huge = make_location("S", "+0.000000000", "kiwi", "+1+1", "2" + std::string(70'000, '0'),
+                            Timestamp{2, 0});
+  CHECK_THROWS_AS(store.apply(huge), std::length_error);
+  CHECK_THROWS_AS(store.restore(huge), std::length_error);
+  CHECK(store.at_line_bytes() == bytes);
+  CHECK(store.dead_bytes() == dead);
+  CHECK(store.changes() == changes);
+  CHECK(store.find("kiwi")->at_line == "AT S +0.000000000 kiwi +1+1 1");
+}
+
+TEST_CASE("the room long lines leave when shorter ones replace them is reclaimed", "[store]") {
+  Store store;
+  auto line = [](int i, std::string_view coords, int time) {
+    return fmt::format("AT S +0.000000000 c{} {} {}", i, coords, time);
+  };
+  auto wide = "+1." + std::string(60'000, '1') + "+1";
+  for (int i = 0; i < 500; ++i) store.apply(at(line(i, wide, 1)));
+  CHECK(store.record_bytes() > 500 * 60'000);
+  for (int i = 0; i < 500; ++i) store.apply(at(line(i, "+1+1", 2)));
+  CHECK(store.record_bytes() < (8u << 20));  // compacted: not 30 MB for 14 KB of lines
+  CHECK(store.find("c499")->at_line == line(499, "+1+1", 2));
 }
