@@ -37,8 +37,18 @@ void* operator new[](std::size_t bytes) {
   if (void* p = std::malloc(bytes ? bytes : 1)) return p;
   throw std::bad_alloc();
 }
+// Every form that pairs with operator delete[] is replaced too, or a sanitizer sees memory
+// from its own new[] freed by this free() (simdjson allocates with the nothrow form).
+void* operator new[](std::size_t bytes, const std::nothrow_t&) noexcept {
+  try {
+    return operator new[](bytes);
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
+}
 void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 TEST_CASE("a newer client time wins, compared exactly", "[store]") {
   Store store;
