@@ -236,44 +236,37 @@ def record_known(herd, client, server="Solo"):
     return herd.send(server, f"WHATSAT {client} 1 1").startswith("AT ")
 
 
-def corrupt_record_stops_the_server_naming_file_and_offset(server):
+def start_on_a_damaged_file(server, damaged):
+    """Starts a lone server on a file whose second record is `damaged`, one good record on each
+    side; it must exit 1. Returns the file's path, the damaged record's offset and the output."""
     herd = Herd(server, links={"Solo": []})
     path = records_file(herd, "Solo")
     os.makedirs(os.path.dirname(path))
     first = record("AT Solo +0.000000001 one.example +1+1 1.5")
-    bad = record("AT Solo +0.000000001 two.example +2+2 1.5").replace("two", "tWo")
     with open(path, "w") as f:
-        f.write(first + bad + record("AT Solo +0.000000001 three.example +3+3 1.5"))
+        f.write(first + damaged + record("AT Solo +0.000000001 three.example +3+3 1.5"))
     with open(os.path.join(herd.dir, "Solo.out"), "w") as out:
         proc = herd.procs["Solo"] = subprocess.Popen([server, "--config", herd.config, "Solo"],
                                                      stdout=out, stderr=subprocess.STDOUT)
     try:
         assert proc.wait(timeout=15) == 1
-        out = herd.output("Solo")
-        assert f"{path}: corrupt record at byte {len(first)} (checksum mismatch)" in out, out
+        return path, len(first), herd.output("Solo")
     finally:
         herd.stop()
+
+
+def corrupt_record_stops_the_server_naming_file_and_offset(server):
+    bad = record("AT Solo +0.000000001 two.example +2+2 1.5").replace("two", "tWo")
+    path, offset, out = start_on_a_damaged_file(server, bad)
+    assert f"{path}: corrupt record at byte {offset} (checksum mismatch)" in out, out
 
 
 def record_too_long_stops_the_server_naming_file_and_offset(server):
     """A record whose checksum holds but whose AT line no link could carry (nothing writes
     one: a file edited or from elsewhere) is corrupt, not stored."""
-    herd = Herd(server, links={"Solo": []})
-    path = records_file(herd, "Solo")
-    os.makedirs(os.path.dirname(path))
-    first = record("AT Solo +0.000000001 one.example +1+1 1.5")
     long = record(f"AT Solo +0.000000001 {'x' * 70_000}.example +2+2 1.5")
-    with open(path, "w") as f:
-        f.write(first + long + record("AT Solo +0.000000001 three.example +3+3 1.5"))
-    with open(os.path.join(herd.dir, "Solo.out"), "w") as out:
-        proc = herd.procs["Solo"] = subprocess.Popen([server, "--config", herd.config, "Solo"],
-                                                     stdout=out, stderr=subprocess.STDOUT)
-    try:
-        assert proc.wait(timeout=15) == 1
-        out = herd.output("Solo")
-        assert f"{path}: corrupt record at byte {len(first)} (not a record or a resume point)" in out, out
-    finally:
-        herd.stop()
+    path, offset, out = start_on_a_damaged_file(server, long)
+    assert f"{path}: corrupt record at byte {offset} (not a record or a resume point)" in out, out
 
 
 def main():
