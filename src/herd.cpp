@@ -133,7 +133,7 @@ void Herd::load_store_file() {
       auto location = location_of(*at);
       if (location.at_line.size() > max_at_line_bytes) return false;  // never written so
       location.changed = record->changed;
-      records->restore(std::move(location));
+      records->restore(location);
       ++count;
       return true;
     });
@@ -300,7 +300,7 @@ void Herd::apply(std::vector<StoreOp>& ops, std::uint64_t client) {
       look_up(op);
       continue;
     }
-    auto [outcome, kept] = store_.apply(std::move(op.location), op.client_hash);
+    auto [outcome, kept] = store_.apply(op.location, op.client_hash);
     if (outcome != Store::Outcome::unchanged) {
       persist(kept);
       op.waiting = flood(kept, nullptr, Confirmations::Waiter{client, op.reply}, now);
@@ -348,7 +348,7 @@ bool Herd::received(PeerLink& link, Location record, std::optional<std::uint64_t
     if (put_id) link.confirm(*put_id);
     return false;
   }
-  auto [outcome, kept] = store_.apply(std::move(record));
+  auto [outcome, kept] = store_.apply(record);
   bool waiting = false;
   if (outcome != Store::Outcome::unchanged) {
     persist(kept);
