@@ -98,8 +98,10 @@ class _Connection:
 
 
 class TcpProxy:
-    def __init__(self, target_port, target_host="127.0.0.1", port=None):
+    def __init__(self, target_port, target_host="127.0.0.1", port=None, patience=0.0):
+        """patience: how long a connection waits for the target to listen (then it is cut)."""
         self.target = (target_host, target_port)
+        self.patience = patience
         self.port = port or free_ports(1)[0]
         self.delays = dict.fromkeys(DIRECTIONS, 0.0)
         self.connections = []
@@ -182,11 +184,16 @@ class TcpProxy:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         dialer = await asyncio.open_connection(sock=sock)
-        try:
-            target = await asyncio.wait_for(asyncio.open_connection(*self.target), 5)
-        except (OSError, asyncio.TimeoutError):
-            dialer[1].transport.abort()  # the target is down: so is the path through us
-            return
+        give_up = time.monotonic() + self.patience
+        while True:
+            try:
+                target = await asyncio.wait_for(asyncio.open_connection(*self.target), 5)
+                break
+            except (OSError, asyncio.TimeoutError):
+                if time.monotonic() >= give_up:
+                    dialer[1].transport.abort()  # the target is down: so is the path through us
+                    return
+                await asyncio.sleep(0.02)
         target[1].get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.connections = [c for c in self.connections if not c.done()]
         self.connections.append(_Connection(self, dialer, target))
@@ -225,7 +232,8 @@ class TcpProxy:
 
     async def _cut(self):
         for connection in self.connections:
-            connection.cut()
+            if not connection.done():  # a closed one's sockets are gone
+                connection.cut()
         self.connections.clear()
 
     async def _count(self):
