@@ -4,6 +4,7 @@
 #include <netinet/tcp.h>
 
 #include <algorithm>
+#include <array>
 #include <random>
 
 #include <fmt/format.h>
@@ -229,33 +230,40 @@ void PeerLink::stop(std::string_view why) {
 }
 
 void PeerLink::accept(tcp::socket socket, std::string buffered) {
-  if (stopped_) return;
-  auto from = remote_address(socket);
-  if (live_) {
-    // Just after the link came up, this is the neighbor's own dial crossing ours: not worth
-    // a warning. Later, a plaintext handshake that cannot replace the link is.
-    auto text = fmt::format("refused a plaintext connection from {} saying it is {}: the link is "
-                            "up, and a plaintext handshake cannot replace it",
-                            from, neighbor_.name);
-    if (std::chrono::steady_clock::now() - live_->up_since < handshake_timeout)
-      host_.peer_log().event(who_, text + " (it came up just before: our dials crossed)");
-    else
-      host_.peer_log().warning(who_, text);
-    return;
-  }
-  host_.peer_log().event(who_, fmt::format("connected to us from {}", from));
+  if (stopped_ || refuses(remote_address(socket), false)) return;
+  host_.peer_log().event(who_, fmt::format("connected to us from {}", remote_address(socket)));
   asio::co_spawn(strand_,
                  run(std::move(socket), std::move(buffered), "PEER " + host_.server_name() + "\n"),
                  asio::detached);
 }
 
 void PeerLink::accept(TlsStream stream, std::string buffered) {
-  if (stopped_) return;
-  host_.peer_log().event(
-      who_, fmt::format("connected to us from {} (TLS)", remote_address(stream.next_layer())));
+  auto from = remote_address(stream.next_layer());
+  if (stopped_ || refuses(from, true)) return;
+  host_.peer_log().event(who_, fmt::format("connected to us from {} (TLS)", from));
   asio::co_spawn(strand_,
                  run(std::move(stream), std::move(buffered), "PEER " + host_.server_name() + "\n"),
                  asio::detached);
+}
+
+// Within the handshake's 3 s of the link coming up, a connection from the neighbor is its own
+// dial crossing ours: each side keeps the connection that is up and refuses the other, so the
+// link does not go down and up (the neighbor sees its dial closed while its link is up). Later,
+// a TLS connection replaces the link: the neighbor has proven who it is, and has restarted
+// while the old connection still looks alive. A plaintext one cannot: anybody could have sent
+// its handshake.
+bool PeerLink::refuses(const std::string& from, bool tls) {
+  if (!live_) return false;
+  auto refused = fmt::format("refused a {} connection from {} saying it is {}: ",
+                             tls ? "TLS" : "plaintext", from, neighbor_.name);
+  if (std::chrono::steady_clock::now() - live_->up_since < handshake_timeout) {
+    host_.peer_log().event(who_, refused + "the link came up less than 3 s ago (our dials crossed)");
+    return true;
+  }
+  if (tls) return false;
+  host_.peer_log().warning(who_,
+                           refused + "the link is up, and a plaintext handshake cannot replace it");
+  return true;
 }
 
 void PeerLink::put(std::uint64_t id, const Record& record) {
@@ -409,7 +417,10 @@ awaitable<bool> PeerLink::dial_once(std::chrono::milliseconds connect_timeout) {
   auto* tls = host_.peer_tls();
   if (!tls) {
     if (!co_await say_hello(socket, buffered, deadline) || stopped_) co_return false;
-    if (keeps_link_up()) co_return true;
+    if (keeps_link_up()) {
+      co_await until_closed(socket, deadline);
+      co_return true;
+    }
     log.event(who_, fmt::format("connected to {}", where_));
     co_await run(std::move(socket), std::move(buffered), "");
     co_return true;
@@ -434,18 +445,38 @@ awaitable<bool> PeerLink::dial_once(std::chrono::milliseconds connect_timeout) {
     co_return false;
   }
   if (!co_await say_hello(stream, buffered, deadline) || stopped_) co_return false;
-  if (keeps_link_up()) co_return true;
+  if (keeps_link_up()) {
+    co_await until_closed(stream, deadline);
+    co_return true;
+  }
   log.event(who_, fmt::format("connected to {} (TLS)", where_));
   co_await run(std::move(stream), std::move(buffered), "");
   co_return true;
 }
 
 // When both neighbors dial at once (one starting, the other redialing), each may take the
-// other's connection before its own completes: both keep the redialer's connection.
+// other's connection before its own completes: both keep the redialer's connection. The
+// redialer's completed dial replaces the link; the other side keeps its link and leaves its
+// own connection open for the redialer to close: closed from here, that could reach the
+// redialer before the answer on its own connection, and take its link down meanwhile.
 bool PeerLink::keeps_link_up() {
   if (!live_ || redials_) return false;
-  host_.peer_log().event(who_, fmt::format("already linked; closing the connection to {}", where_));
+  host_.peer_log().event(
+      who_, fmt::format("already linked; our connection to {} stays open until it closes it",
+                        where_));
   return true;
+}
+
+// Reads and drops what comes until the neighbor closes the connection, or for 3 s at most.
+template <typename Stream>
+awaitable<void> PeerLink::until_closed(Stream& stream, asio::steady_timer& deadline) {
+  deadline.expires_after(handshake_timeout);
+  std::array<char, 4096> dropped;
+  for (;;) {
+    auto read = co_await (stream.async_read_some(asio::buffer(dropped), as_result) ||
+                          deadline.async_wait(as_result));
+    if (read.index() == 1 || std::get<0>(std::get<0>(read))) co_return;
+  }
 }
 
 // "PEER <our name>" out, "PEER <its name>" back, both before the deadline.
@@ -454,11 +485,14 @@ awaitable<bool> PeerLink::say_hello(Stream& stream, std::string& buffered,
                                     asio::steady_timer& deadline) {
   auto& log = host_.peer_log();
   auto failed = [&](std::string_view why) {
-    auto text = fmt::format("handshake with {} failed: {}", where_, why);
-    if (live_)  // the link came up the other way meanwhile: nothing went wrong
-      log.event(who_, text + "; the link is up");
+    if (live_)  // the link came up by the neighbor's connection meanwhile: nothing went wrong
+      log.event(who_, fmt::format("our connection to {} ended in its handshake ({}); the link is "
+                                  "up by the neighbor's (our dials crossed)",
+                                  where_, why));
+    else if (stopped_)  // the server stops: its connections close
+      log.event(who_, fmt::format("handshake with {} ended: {}", where_, why));
     else
-      log.warning(who_, text);
+      log.warning(who_, fmt::format("handshake with {} failed: {}", where_, why));
     return false;
   };
   std::string hello = "PEER " + host_.server_name() + "\n";

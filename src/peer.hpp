@@ -71,8 +71,9 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
 
   // An inbound connection on the peer port that introduced itself as this neighbor (over
   // TLS: with a certificate naming it). It becomes the link when the link is down. While the
-  // link is up, a TLS connection replaces it (it has proven who it is); a plaintext one is
-  // refused, since anybody could have sent its handshake: a dead link is closed by its
+  // link is up, a TLS connection replaces it (it has proven who it is) unless the link came up
+  // less than 3 s before (then the two sides' dials crossed, and it is refused); a plaintext
+  // one is refused, since anybody could have sent its handshake: a dead link is closed by its
   // keep-alive, and the neighbor's next attempt gets through.
   void accept(tcp::socket socket, std::string buffered);
   void accept(TlsStream stream, std::string buffered);
@@ -102,6 +103,9 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   awaitable<bool> say_hello(Stream& stream, std::string& buffered,
                             asio::steady_timer& deadline);
   bool keeps_link_up();
+  template <typename Stream>
+  awaitable<void> until_closed(Stream& stream, asio::steady_timer& deadline);
+  bool refuses(const std::string& from, bool tls);
   template <typename Stream>
   awaitable<void> run(Stream stream, std::string buffered, std::string greeting);
   awaitable<void> watchdog(std::shared_ptr<Live> live);

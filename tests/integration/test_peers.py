@@ -179,6 +179,44 @@ def partition_heals_fast(server):
         herd.stop()
 
 
+def crossing_dials(server, herdctl, tls, to_beta, to_alpha):
+    """Alpha (the redialer) and Beta dial each other at once, each through a proxy of its own
+    that delays the directions given ({"target": s, "dialer": s}): to_beta for Alpha's dial,
+    to_alpha for Beta's, which waits for Alpha to listen. Whichever way the crossing goes, the
+    link never goes down: neither log has a warning, one connection stays, records cross."""
+    herd = Herd(server, links={"Alpha": ["Beta"], "Beta": []}, log_level="warn",
+                tls_herdctl=herdctl if tls else None)
+    alpha_dials = TcpProxy(herd.peer_port("Beta")).start()
+    beta_dials = TcpProxy(herd.peer_port("Alpha"), patience=10).start()
+    try:
+        for proxy, delays in ((alpha_dials, to_beta), (beta_dials, to_alpha)):
+            for towards, seconds in delays.items():
+                proxy.delay(seconds, towards)
+        herd.views = {"Alpha": {"Beta": {"peer_port": alpha_dials.port}},
+                      "Beta": {"Alpha": {"peer_port": beta_dials.port}}}
+        for name, view in herd.views.items():
+            herd.write_config(herd.config_of(name), view)
+        herd.start("Beta")  # it dials Alpha at once: the proxy holds the connection
+        herd.start("Alpha")
+        started = time.monotonic()
+        # Both handshakes end within 3 s, and a connection left for the other side to close
+        # is closed within 3 s more.
+        wait_until(lambda: time.monotonic() - started > 3.5 and
+                   alpha_dials.count() + beta_dials.count() == 1, 10, "one connection between them")
+        for name in herd.names:
+            assert herd.log(name) == "", f"{name} logged warnings:\n{herd.log(name)}"
+        at_alpha = herd.send("Alpha", f"IAMAT west.example +1+1 {now()}").strip()
+        at_beta = herd.send("Beta", f"IAMAT east.example +2+2 {now()}").strip()
+        wait_until(lambda: record_at(herd, "Beta", "west.example") == at_alpha, 5, "Alpha's record at Beta")
+        wait_until(lambda: record_at(herd, "Alpha", "east.example") == at_beta, 5, "Beta's record at Alpha")
+        assert alpha_dials.count() + beta_dials.count() == 1
+        assert herd.log("Alpha") == "" and herd.log("Beta") == ""
+    finally:
+        alpha_dials.close()
+        beta_dials.close()
+        herd.stop()
+
+
 def main():
     server = binary_arg("server")
     tap = Tap()
@@ -187,6 +225,18 @@ def main():
     tap.run("a neighbor that acknowledges 2.5 s late does not slow the herd's replies",
             slow_neighbor_does_not_slow_the_herd, server)
     tap.run("after a 25 s partition the herd converges within 5 s of the heal", partition_heals_fast, server)
+    herdctl = binary_arg("herdctl")
+    # Alpha takes Beta's connection; Beta, linked by Alpha's, leaves its own for Alpha to close.
+    tap.run("crossing dials: Alpha's comes up second; the link stays up",
+            crossing_dials, server, herdctl, False, {"dialer": 1.5}, {"dialer": 0.5})
+    tap.run("crossing dials, TLS: Alpha's comes up second; the link stays up",
+            crossing_dials, server, herdctl, True, {"dialer": 0.8}, {"dialer": 0.6})
+    # Beta's dial is up on both sides before Alpha's handshake ends: Beta refuses Alpha's.
+    tap.run("crossing dials, TLS: Beta's is up first; the link stays up",
+            crossing_dials, server, herdctl, True, {"target": 0.5, "dialer": 0.5}, {})
+    # Alpha's dial is up on both sides before Beta's handshake ends: Alpha refuses Beta's.
+    tap.run("crossing dials, TLS: Alpha's is up first; the link stays up",
+            crossing_dials, server, herdctl, True, {}, {"target": 0.4, "dialer": 0.4})
     tap.finish()
 
 
